@@ -1,0 +1,3 @@
+"""pixelgate consumers: runtime, transports, stores, runner, settings, CLI. All I/O lives here."""
+
+__all__: list[str] = []
