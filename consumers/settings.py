@@ -1,0 +1,119 @@
+"""One frozen settings object, from ``PIXELGATE_*`` environment variables overlaid by YAML.
+
+Precedence, highest first: the YAML file given with ``--config`` (or ``PIXELGATE_CONFIG``),
+then environment variables, then defaults. Secrets are ``SecretStr``; log ``as_dict()``, which
+redacts them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consumers.errors import ConfigError
+
+__all__ = ["BatchKnobs", "GateKnobs", "Settings", "load_settings"]
+
+_REDACTED = "**********"
+
+
+class BatchKnobs(BaseModel):
+    """Micro-batching knobs of one stage: a batch is full or timed out, whichever comes first."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch: int = Field(default=8, ge=1, le=1024, description="Most records per batch.")
+    max_wait_ms: int = Field(default=50, ge=0, le=60_000, description="Longest wait to fill it.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Tries of a retriable failure before the dead letter."
+    )
+
+
+class GateKnobs(BaseModel):
+    """Per-item quality gate thresholds (a failed gate sends the item to review)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_psnr_outside: float = Field(
+        default=45.0, description="Preservation outside the dilated mask, dB (lossless = inf)."
+    )
+    min_ssim_outside: float = Field(default=0.99, description="Preservation SSIM outside the mask.")
+    max_seam: float = Field(default=2.5, description="Seam score at the mask boundary.")
+    min_upscale_psnr: float = Field(
+        default=30.0, description="Upscale consistency: output downscaled vs input, dB."
+    )
+
+
+class Settings(BaseSettings):
+    """Every runtime setting. Field ``x`` is read from ``PIXELGATE_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIXELGATE_", frozen=True, extra="forbid", env_nested_delimiter="__"
+    )
+
+    kafka_bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = "pixelgate."
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    output_bucket: str = "pixelgate"
+    upload_bucket: str = "uploads"
+    output_prefix: str = Field(default="pixelgate", description="Key prefix of every output.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    device: str = Field(default="auto", description="'auto', 'cpu' or a torch device like cuda:0.")
+    batch: BatchKnobs = Field(default_factory=BatchKnobs)
+    stage_batch: dict[str, BatchKnobs] = Field(
+        default_factory=dict, description="Per-stage overrides of `batch`, by stage name."
+    )
+    gates: GateKnobs = Field(default_factory=GateKnobs)
+    preflight: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the preflight policy's defaults."
+    )
+    vendor_preflight: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-vendor preflight overrides, by vendor id."
+    )
+
+    def knobs(self, stage: str) -> BatchKnobs:
+        """The batching knobs of ``stage``."""
+        return self.stage_batch.get(stage, self.batch)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting, with secrets redacted: this is what gets logged."""
+        data = self.model_dump(mode="json")
+        for name in ("s3_access_key", "s3_secret_key"):
+            if data.get(name) is not None:
+                data[name] = _REDACTED
+        return data
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from the environment, overlaid by ``config_file`` (or ``$PIXELGATE_CONFIG``).
+
+    Raises :class:`ConfigError` with a readable message on a missing file, bad YAML or an
+    invalid value.
+    """
+    path = config_file or (Path(p) if (p := os.environ.get("PIXELGATE_CONFIG")) else None)
+    overlay: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+        overlay = dict(loaded or {})
+    try:
+        return Settings(**overlay)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
