@@ -152,9 +152,6 @@ class ItemContext(_Strict):
     sku: str
     operations: Operations
     original: ImageRef
-    name: str | None = Field(
-        default=None, description="Client-side name of the file (embedded mode: path under IN)."
-    )
 
 
 class RouteDecision(_Strict):

@@ -1,0 +1,37 @@
+# pixelgate: `make demo` runs the embedded pipeline on generated samples; `make test` runs the suite.
+# Both build .venv themselves (torch pinned to the CPU build by constraints.txt).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLES ?= 30
+
+.PHONY: demo test lint bench schemas clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf samples out
+	$(BIN)/pixelgate sample samples --count $(SAMPLES)
+	$(BIN)/pixelgate run samples/upload --out out --upscale-to 1600
+	@echo "open out/report.html in a browser"
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy schemas processors consumers
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py --out bench/results
+
+schemas: $(STAMP)
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf $(VENV) samples out bench/results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,342 @@
+"""The stage runner: the same loop in Kafka and embedded mode, split by role in the data flow.
+
+    poll ──► parse ──► load ──► process ──► store ──► publish ──► commit
+    (batch)  (dlq bad)  (executor, (executor,  (executor) (acked)    (only after both)
+                         concurrent) batched)
+
+1. **poll** up to ``max_batch`` records or ``max_wait_ms``, whichever comes first;
+2. **parse** each record; a record that cannot be parsed goes to ``dlq`` with its bytes intact;
+   a record meant for another stage is skipped (and committed);
+3. **load** inputs concurrently, off the event loop;
+4. **process** the batch in an executor (a batch that raises is retried item by item, so one
+   bad item cannot sink its neighbours; an item that still fails goes to ``dlq``);
+5. **store** outputs, then 6. **publish** next events and wait for their acks, then 7. **commit**.
+
+Retriable errors (``StoreUnavailableError``, ``TransportUnavailableError``) are retried with
+bounded, jittered backoff and never dead-lettered: an outage pauses the stage, it does not empty
+the queue into ``dlq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from consumers.errors import PermanentError, PixelgateError, RetriableError
+from consumers.logging import get_logger
+from consumers.settings import BatchKnobs
+from consumers.store import Store
+from consumers.transport import Consumer, Message, Record, Transport
+from schemas.events import CloudEvent, ImageRef, Topic
+
+__all__ = [
+    "BATCH_SIZE",
+    "ITEMS",
+    "STAGE_SECONDS",
+    "Loaded",
+    "Output",
+    "Stage",
+    "StageRunner",
+    "TopicNames",
+    "backoff_delays",
+]
+
+T = TypeVar("T")
+PayloadT = TypeVar("PayloadT")
+
+BATCH_SIZE = Histogram(
+    "pixelgate_batch_size", "Records per processed batch.", ["stage"], buckets=(1, 2, 4, 8, 16, 32)
+)
+STAGE_SECONDS = Histogram("pixelgate_stage_seconds", "Wall time of one batch.", ["stage", "phase"])
+ITEMS = Counter("pixelgate_items_total", "Items handled, by outcome.", ["stage", "outcome"])
+
+_log = get_logger("runner")
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Full topic names under a prefix (default ``pixelgate.``)."""
+
+    prefix: str = "pixelgate."
+
+    def name(self, topic: Topic) -> str:
+        """``<prefix><topic>``."""
+        return f"{self.prefix}{topic.value}"
+
+    def topic(self, name: str) -> Topic:
+        """The :class:`Topic` of a full name."""
+        return Topic(name.removeprefix(self.prefix))
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[PayloadT]):
+    """One parsed event with its inputs fetched and decoded."""
+
+    event: CloudEvent[Any]
+    """The parsed input event."""
+    payload: PayloadT
+    """What the stage's ``load`` returned."""
+    load_ms: float
+    """Wall time spent loading it."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one input item produced: objects to store, then events to publish."""
+
+    outcome: str
+    """``pass``, ``fail``, ``rejected``, ``skipped``...: counted in metrics."""
+    objects: tuple[tuple[ImageRef, bytes, str], ...] = ()
+    """(ref, bytes, content type) written before any event is published."""
+    events: tuple[tuple[Topic, CloudEvent[Any]], ...] = ()
+    """(topic, event) published after the objects are stored."""
+
+
+class Stage(Protocol[PayloadT]):
+    """A processing stage: parse, load and process; the runner does all the rest."""
+
+    name: str
+    consumes: tuple[Topic, ...]
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
+        """The event, or None when the record is meant for another stage.
+
+        Raises :class:`~consumers.errors.PoisonRecordError` when it breaks the contract.
+        """
+        ...
+
+    def load(self, event: CloudEvent[Any], store: Store) -> PayloadT:
+        """Fetch and decode the event's inputs (runs in an executor)."""
+        ...
+
+    def process(self, items: Sequence[Loaded[PayloadT]]) -> list[Output]:
+        """Process a batch; one output per item, same order (runs in an executor)."""
+        ...
+
+
+def backoff_delays(attempts: int, *, base: float = 0.2, cap: float = 10.0) -> list[float]:
+    """Full-jitter exponential backoff delays (AWS architecture blog's "full jitter")."""
+    return [random.uniform(0, min(cap, base * 2**i)) for i in range(attempts)]
+
+
+@dataclass
+class _Batch:
+    records: list[Record]
+    jobs: list[tuple[Record, CloudEvent[Any]]] = field(default_factory=list)
+    dead: list[tuple[Record, BaseException]] = field(default_factory=list)
+
+
+class StageRunner(Generic[PayloadT]):
+    """Runs one stage over a transport and a store until told to stop."""
+
+    def __init__(
+        self,
+        stage: Stage[PayloadT],
+        *,
+        transport: Transport,
+        store: Store,
+        topics: TopicNames,
+        group: str,
+        knobs: BatchKnobs,
+        executor: Executor | None = None,
+        retry_cap_s: float = 10.0,
+    ) -> None:
+        self.stage = stage
+        self.transport = transport
+        self.store = store
+        self.topics = topics
+        self.group = group
+        self.knobs = knobs
+        self.executor = executor
+        self.retry_cap_s = retry_cap_s
+        self.log = _log.bind(stage=stage.name, group=group)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, consumer: Consumer | None = None) -> None:
+        """Poll and handle batches until ``stop`` is set; finish the batch in hand, then leave."""
+        consumer = consumer or self.transport.consumer(
+            self.group, [self.topics.name(t) for t in self.stage.consumes]
+        )
+        try:
+            while not stop.is_set():
+                records = await consumer.poll(self.knobs.max_batch, self.knobs.max_wait_ms)
+                if records:
+                    await self.handle(records, consumer)
+        finally:
+            await consumer.close()
+
+    async def handle(self, records: list[Record], consumer: Consumer) -> None:
+        """Take one polled batch all the way to its commit."""
+        batch = self._parse(records)
+        if batch.jobs:
+            BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
+            loaded, failed = await self._load(batch.jobs)
+            batch.dead.extend(failed)
+            outputs, failed = await self._process(loaded)
+            batch.dead.extend(failed)
+            await self._store(outputs)
+            await self._publish(outputs)
+        if batch.dead:
+            await self._dead_letter(batch.dead)
+        await self._retrying("commit", lambda: consumer.commit(records))
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def _parse(self, records: list[Record]) -> _Batch:
+        batch = _Batch(records)
+        for record in records:
+            with self._bound(record):
+                try:
+                    event = self.stage.parse(self.topics.topic(record.topic), record.value)
+                except PermanentError as exc:
+                    self.log.warning("poison_record", error=str(exc))
+                    batch.dead.append((record, exc))
+                    continue
+                if event is not None:
+                    batch.jobs.append((record, event))
+        return batch
+
+    async def _load(
+        self, jobs: list[tuple[Record, CloudEvent[Any]]]
+    ) -> tuple[list[tuple[Record, Loaded[PayloadT]]], list[tuple[Record, BaseException]]]:
+        async def one(record: Record, event: CloudEvent[Any]) -> Loaded[PayloadT]:
+            start = time.perf_counter()
+            with self._bound(record):
+                payload = await self._retrying(
+                    "load", lambda: self._in_executor(self.stage.load, event, self.store)
+                )
+            return Loaded(event, payload, (time.perf_counter() - start) * 1000.0)
+
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(one(record, event) for record, event in jobs), return_exceptions=True
+        )
+        STAGE_SECONDS.labels(self.stage.name, "load").observe(time.perf_counter() - start)
+        loaded: list[tuple[Record, Loaded[PayloadT]]] = []
+        dead: list[tuple[Record, BaseException]] = []
+        for (record, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, Exception):
+                # Permanent (missing object, undecodable input): dead-letter, never block.
+                with self._bound(record):
+                    self.log.warning("load_failed", error=repr(result))
+                dead.append((record, result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                loaded.append((record, result))
+        return loaded, dead
+
+    async def _process(
+        self, loaded: list[tuple[Record, Loaded[PayloadT]]]
+    ) -> tuple[list[Output], list[tuple[Record, BaseException]]]:
+        if not loaded:
+            return [], []
+        items = [item for _, item in loaded]
+        start = time.perf_counter()
+        try:
+            outputs = await self._in_executor(self.stage.process, items)
+        except (PixelgateError, ValueError, TypeError, RuntimeError, OSError) as exc:
+            if len(items) == 1:
+                return [], [(loaded[0][0], exc)]
+            # Isolate the failing item: retry one by one so its neighbours still go through.
+            self.log.warning("batch_failed_isolating", error=repr(exc), size=len(items))
+            outputs, dead = [], []
+            for pair in loaded:
+                done, failed = await self._process([pair])
+                outputs.extend(done)
+                dead.extend(failed)
+            return outputs, dead
+        finally:
+            STAGE_SECONDS.labels(self.stage.name, "process").observe(time.perf_counter() - start)
+        for output in outputs:
+            ITEMS.labels(self.stage.name, output.outcome).inc()
+        return outputs, []
+
+    async def _store(self, outputs: list[Output]) -> None:
+        async def put(ref: ImageRef, data: bytes, content_type: str) -> None:
+            await self._retrying(
+                "store", lambda: self._in_executor(self.store.put, ref, data, content_type)
+            )
+
+        start = time.perf_counter()
+        await asyncio.gather(*(put(*obj) for output in outputs for obj in output.objects))
+        STAGE_SECONDS.labels(self.stage.name, "store").observe(time.perf_counter() - start)
+
+    async def _publish(self, outputs: list[Output]) -> None:
+        messages = [
+            Message(
+                topic=self.topics.name(topic),
+                key=event.subject,
+                value=event.model_dump_json(exclude_none=False).encode(),
+                headers=(("content-type", b"application/cloudevents+json"),),
+            )
+            for output in outputs
+            for topic, event in output.events
+        ]
+        if messages:
+            await self._retrying("publish", lambda: self.transport.publish(messages))
+
+    async def _dead_letter(self, dead: list[tuple[Record, BaseException]]) -> None:
+        messages = []
+        for record, exc in dead:
+            ITEMS.labels(self.stage.name, "dlq").inc()
+            headers = (
+                ("source-topic", record.topic.encode()),
+                ("source-partition", str(record.partition).encode()),
+                ("source-offset", str(record.offset).encode()),
+                ("consumer-group", self.group.encode()),
+                ("stage", self.stage.name.encode()),
+                ("error-class", type(exc).__name__.encode()),
+                ("error-message", str(exc)[:1000].encode("utf-8", "replace")),
+            )
+            messages.append(
+                Message(
+                    topic=self.topics.name(Topic.DLQ),
+                    key=record.key or "",
+                    value=record.value,
+                    headers=record.headers + headers,
+                )
+            )
+        await self._retrying("dead_letter", lambda: self.transport.publish(messages))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _in_executor(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` off the event loop, keeping the caller's structlog context."""
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: context.run(fn, *args))
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry ``call`` on retriable errors with full-jitter backoff, without limit on the
+        number of tries (the stage pauses, it never drops or dead-letters on an outage) but with
+        each wait capped at ``retry_cap_s``."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except RetriableError as exc:
+                delay = backoff_delays(attempt + 1, cap=self.retry_cap_s)[-1]
+                self.log.warning("retrying", phase=what, attempt=attempt + 1, error=str(exc),
+                                 delay_s=round(delay, 3))
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _bound(self, record: Record) -> Any:
+        return structlog.contextvars.bound_contextvars(
+            image_id=record.key,
+            stage=self.stage.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )

@@ -1,0 +1,619 @@
+"""The stage graph: preflight → route → inpaint / upscale → finalize, with terminal topics.
+
+Every stage is listed here, in one module (no import-time registries)::
+
+    uploaded ─► preflight ─┬─► rejected                                   (terminal)
+                           └─► preflight ─► route ─► routed ─┬─► inpaint ─► inpainted ─┐
+                                                             ├─► upscale ◄─────────────┤
+                                                             │      └─► upscaled ──────┤
+                                                             └─► finalize ◄────────────┘
+                                                                    └─► results       (terminal)
+    any gate that fails ─► review (terminal);  anything unreadable ─► dlq (terminal)
+
+Each internal event names its ``next_stage``; a stage consumes every topic that can feed it and
+skips records meant for another stage. Object keys are deterministic,
+``<prefix>/<image id>/<stage>.png``, so a replayed record rewrites identical objects. Every
+stage publishes one ``metrics`` event per item.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from consumers.codec import decode_image, decode_mask, encode_mask, encode_png
+from consumers.errors import PoisonRecordError
+from consumers.runner import Loaded, Output, Stage
+from consumers.settings import GateKnobs, Settings
+from consumers.store import Store
+from processors.inpaint import Inpainter
+from processors.preflight import Preflight, PreflightPolicy, PreflightResult
+from processors.quality import measure_edits, measure_upscales
+from processors.tensors import Image, Mask
+from processors.text import TextDetector
+from processors.upscale import Upscaler, plan_scale, resize_long_side
+from schemas.events import (
+    CloudEvent,
+    ImageRef,
+    InpaintedData,
+    ItemContext,
+    MetricsData,
+    PreflightData,
+    Reason,
+    RejectedData,
+    ResultData,
+    ReviewData,
+    RouteDecision,
+    RoutedData,
+    Topic,
+    Trail,
+    UploadedEvent,
+    UpscaledData,
+    event_type,
+)
+from schemas.reasons import ReasonCode
+
+__all__ = [
+    "STAGE_NAMES",
+    "FinalizeStage",
+    "InpaintStage",
+    "PreflightStage",
+    "RouteStage",
+    "UpscaleStage",
+    "build_stages",
+]
+
+STAGE_NAMES = ("preflight", "route", "inpaint", "upscale", "finalize")
+_NAMESPACE = uuid.UUID("6f1d3c2e-5a4b-4f0e-9c8d-7b6a5f4e3d2c")
+_PNG = "image/png"
+
+NextStage = Literal["inpaint", "upscale", "finalize"]
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+
+
+def _event(source: CloudEvent[Any], stage: str, topic: Topic, data: BaseModel) -> CloudEvent[Any]:
+    """A derived event: same subject (image id), deterministic id, typed data."""
+    return CloudEvent[Any](
+        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{topic.value}")),
+        source=f"pixelgate/{stage}",
+        type=event_type(topic),
+        subject=source.subject,
+        time=datetime.now(UTC),
+        data=data,
+    )
+
+
+def _parse(model: type[BaseModel], value: bytes) -> CloudEvent[Any]:
+    try:
+        return CloudEvent[model].model_validate_json(value)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise PoisonRecordError(f"event does not match {model.__name__}: {exc}") from None
+
+
+def _metrics(
+    source: CloudEvent[Any],
+    stage: str,
+    vendor_id: str,
+    outcome: Literal["pass", "fail", "error", "rejected", "skipped"],
+    latency_ms: float,
+    batch_size: int,
+    figures: dict[str, float | None] | None = None,
+) -> tuple[Topic, CloudEvent[Any]]:
+    data = MetricsData(
+        stage=stage,
+        vendor_id=vendor_id,
+        outcome=outcome,
+        figures=figures or {},
+        latency_ms=round(latency_ms, 3),
+        batch_size=batch_size,
+    )
+    return Topic.METRICS, _event(source, stage, Topic.METRICS, data)
+
+
+def _share_ms(items: Sequence[Loaded[Any]], started: float) -> list[float]:
+    """Each item's time in the stage: its own load time plus an equal share of the batch."""
+    batch_ms = (time.perf_counter() - started) * 1000.0 / max(len(items), 1)
+    return [item.load_ms + batch_ms for item in items]
+
+
+def _next(stages: Sequence[str], after: str | None) -> NextStage:
+    order: list[NextStage] = [s for s in ("inpaint", "upscale") if s in stages]  # type: ignore[misc]
+    if after is None:
+        return order[0] if order else "finalize"
+    rest = order[order.index(after) + 1 :] if after in order else []  # type: ignore[arg-type]
+    return rest[0] if rest else "finalize"
+
+
+@dataclass(frozen=True)
+class _Keys:
+    bucket: str
+    prefix: str
+
+    def ref(self, image_id: str, name: str) -> ImageRef:
+        return ImageRef(bucket=self.bucket, key=f"{self.prefix}/{image_id}/{name}")
+
+
+def _keys(settings: Settings) -> _Keys:
+    return _Keys(settings.output_bucket, settings.output_prefix.strip("/"))
+
+
+def _trail(trail: Trail, stage: str, ms: float, **updates: Any) -> Trail:
+    timings = {**trail.timings_ms, stage: round(ms, 3)}
+    return trail.model_copy(update={"timings_ms": timings, **updates})
+
+
+# -- preflight --------------------------------------------------------------------------------
+
+
+class PreflightStage:
+    """uploaded → preflight (normalized PNG) or rejected (reason codes)."""
+
+    name = "preflight"
+    consumes = (Topic.UPLOADED,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _keys(settings)
+        base = PreflightPolicy().with_overrides(settings.preflight)
+        self.default = Preflight(base)
+        self.by_vendor = {
+            vendor: Preflight(base.with_overrides(overrides))
+            for vendor, overrides in settings.vendor_preflight.items()
+        }
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
+        try:
+            return UploadedEvent.model_validate_json(value)
+        except ValidationError as exc:
+            raise PoisonRecordError(f"invalid upload event: {exc}") from None
+
+    def load(self, event: CloudEvent[Any], store: Store) -> bytes:
+        return store.get(event.data.image)
+
+    def process(self, items: Sequence[Loaded[bytes]]) -> list[Output]:
+        started = time.perf_counter()
+        results: list[PreflightResult | None] = [None] * len(items)
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(item.event.data.vendor_id, []).append(index)
+        for vendor, indices in groups.items():
+            processor = self.by_vendor.get(vendor, self.default)
+            for index, result in zip(
+                indices, processor([items[i].payload for i in indices]), strict=True
+            ):
+                results[index] = result
+        shares = _share_ms(items, started)
+        return [
+            self._output(item, result, ms, len(items))
+            for item, result, ms in zip(items, results, shares, strict=True)
+            if result is not None
+        ]
+
+    def _output(
+        self, item: Loaded[bytes], result: PreflightResult, ms: float, size: int
+    ) -> Output:
+        event = item.event
+        data = event.data
+        context = ItemContext(
+            vendor_id=data.vendor_id,
+            sku=data.sku,
+            operations=data.operations,
+            original=data.image,
+        )
+        trail = Trail(
+            preflight=result.report.to_dict(),
+            timings_ms={self.name: round(ms, 3)},
+            models={self.name: self.default.version},
+        )
+        if not result.accepted:
+            rejected = RejectedData(
+                context=context, reasons=[Reason.of(c) for c in result.reasons], trail=trail
+            )
+            return Output(
+                outcome="rejected",
+                events=(
+                    (Topic.REJECTED, _event(event, self.name, Topic.REJECTED, rejected)),
+                    _metrics(event, self.name, data.vendor_id, "rejected", ms, size),
+                ),
+            )
+        if result.image is None:
+            raise ValueError("preflight accepted an image but returned no pixels")
+        image_ref = self.keys.ref(event.subject, "preflight.png")
+        objects = [(image_ref, encode_png(result.image), _PNG)]
+        alpha_ref = None
+        if result.alpha is not None:
+            alpha_ref = self.keys.ref(event.subject, "alpha.png")
+            objects.append((alpha_ref, encode_mask(result.alpha), _PNG))
+        out = PreflightData(context=context, image=image_ref, alpha=alpha_ref, trail=trail)
+        return Output(
+            outcome="pass",
+            objects=tuple(objects),
+            events=(
+                (Topic.PREFLIGHT, _event(event, self.name, Topic.PREFLIGHT, out)),
+                _metrics(event, self.name, data.vendor_id, "pass", ms, size),
+            ),
+        )
+
+
+# -- route ------------------------------------------------------------------------------------
+
+
+class RouteStage:
+    """preflight → routed: detect text, decide which stages the image needs, and why."""
+
+    name = "route"
+    consumes = (Topic.PREFLIGHT,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _keys(settings)
+        self.detector = TextDetector()
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
+        return _parse(PreflightData, value)
+
+    def load(self, event: CloudEvent[Any], store: Store) -> Image:
+        return decode_image(store.get(event.data.image))
+
+    def process(self, items: Sequence[Loaded[Image]]) -> list[Output]:
+        started = time.perf_counter()
+        wanted = [i for i, it in enumerate(items) if it.event.data.context.operations.remove_text
+                  != "off"]
+        detections = dict(
+            zip(wanted, self.detector([items[i].payload for i in wanted]), strict=True)
+        )
+        shares = _share_ms(items, started)
+        outputs = []
+        for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
+            data: PreflightData = item.event.data
+            ops = data.context.operations
+            detection = detections.get(index)
+            stages: list[Literal["inpaint", "upscale"]] = []
+            why: list[str] = []
+            objects: list[tuple[ImageRef, bytes, str]] = []
+            mask_ref = None
+            if ops.remove_text == "off":
+                why.append("text removal off by request")
+            elif detection is not None and detection.found:
+                mask_ref = self.keys.ref(item.event.subject, "text-mask.png")
+                objects.append((mask_ref, encode_mask(detection.mask), _PNG))
+                stages.append("inpaint")
+                why.append(
+                    f"text detected: {len(detection.boxes)} line(s), "
+                    f"{detection.coverage:.2%} of the image"
+                )
+            else:
+                why.append("no text detected")
+            if ops.object_mask is not None and "inpaint" not in stages:
+                stages.append("inpaint")
+                why.append("object mask supplied")
+            elif ops.object_mask is not None:
+                why.append("object mask supplied")
+            height, width = item.payload.shape[:2]
+            scale = None
+            if ops.upscale_to is not None and ops.upscale_to > max(height, width):
+                scale = plan_scale(height, width, ops.upscale_to)
+                stages.append("upscale")
+                why.append(f"long side {max(height, width)} px < requested {ops.upscale_to} px")
+            elif ops.upscale_to is not None:
+                why.append(f"already {max(height, width)} px >= requested {ops.upscale_to} px")
+            decision = RouteDecision(
+                stages=stages,
+                why=why,
+                text_found=bool(detection is not None and detection.found),
+                text_coverage=round(detection.coverage, 6) if detection is not None else 0.0,
+                text_boxes=list(detection.boxes) if detection is not None else [],
+                upscale_scale=scale,
+                upscale_to=ops.upscale_to if scale else None,
+            )
+            trail = _trail(
+                data.trail,
+                self.name,
+                ms,
+                route=decision,
+                models={**data.trail.models, self.name: self.detector.version},
+            )
+            routed = RoutedData(
+                context=data.context,
+                image=data.image,
+                alpha=data.alpha,
+                text_mask=mask_ref,
+                next_stage=_next(stages, None),
+                trail=trail,
+            )
+            outputs.append(
+                Output(
+                    outcome="pass",
+                    objects=tuple(objects),
+                    events=(
+                        (Topic.ROUTED, _event(item.event, self.name, Topic.ROUTED, routed)),
+                        _metrics(
+                            item.event, self.name, data.context.vendor_id, "pass", ms, len(items),
+                            {"text_coverage": decision.text_coverage},
+                        ),
+                    ),
+                )
+            )
+        return outputs
+
+
+# -- inpaint ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _InpaintInput:
+    image: Image
+    mask: Mask
+
+
+class InpaintStage:
+    """routed → inpainted (or review): remove text and caller-masked objects."""
+
+    name = "inpaint"
+    consumes = (Topic.ROUTED,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _keys(settings)
+        self.gates = settings.gates
+        self.inpainter = Inpainter()
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
+        event = _parse(RoutedData, value)
+        return event if event.data.next_stage == self.name else None
+
+    def load(self, event: CloudEvent[Any], store: Store) -> _InpaintInput:
+        data: RoutedData = event.data
+        image = decode_image(store.get(data.image))
+        shape = (image.shape[0], image.shape[1])
+        mask = np.zeros(shape, dtype=np.uint8)
+        if data.text_mask is not None:
+            mask |= decode_mask(store.get(data.text_mask), shape)
+        if data.context.operations.object_mask is not None:
+            # The caller's mask is in original-image coordinates; preflight may have resized,
+            # so it is resampled (nearest) to the normalized size.
+            mask |= decode_mask(store.get(data.context.operations.object_mask), shape)
+        return _InpaintInput(image, mask)
+
+    def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
+        started = time.perf_counter()
+        images = [it.payload.image for it in items]
+        masks = [it.payload.mask for it in items]
+        edited = self.inpainter(images, masks) if items else []
+        metrics = measure_edits(images, edited, masks)
+        shares = _share_ms(items, started)
+        outputs = []
+        for item, result, figures, ms in zip(items, edited, metrics, shares, strict=True):
+            data: RoutedData = item.event.data
+            fig = figures.to_dict()
+            failed = _edit_gate(fig, self.gates)
+            candidate = self.keys.ref(item.event.subject, "inpaint.png")
+            mask_ref = self.keys.ref(item.event.subject, "inpaint-mask.png")
+            objects = (
+                (candidate, encode_png(result), _PNG),
+                (mask_ref, encode_mask(item.payload.mask), _PNG),
+            )
+            trail = _trail(
+                data.trail,
+                self.name,
+                ms,
+                metrics={**data.trail.metrics, self.name: fig},
+                models={**data.trail.models, self.name: self.inpainter.version},
+                applied=[*data.trail.applied, *([] if failed else [self.name])],
+            )
+            vendor = data.context.vendor_id
+            if failed:
+                review = ReviewData(
+                    context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
+                    original=data.context.original, candidate=candidate, mask=mask_ref,
+                    trail=trail,
+                )
+                events = (
+                    (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
+                    _metrics(item.event, self.name, vendor, "fail", ms, len(items), fig),
+                )
+                outputs.append(Output(outcome="fail", objects=objects, events=events))
+                continue
+            out = InpaintedData(
+                context=data.context, image=candidate, source=data.image, mask=mask_ref,
+                alpha=data.alpha, next_stage=_next(trail.route.stages if trail.route else [],
+                                                   self.name),
+                trail=trail,
+            )
+            events = (
+                (Topic.INPAINTED, _event(item.event, self.name, Topic.INPAINTED, out)),
+                _metrics(item.event, self.name, vendor, "pass", ms, len(items), fig),
+            )
+            outputs.append(Output(outcome="pass", objects=objects, events=events))
+        return outputs
+
+
+def _edit_gate(figures: dict[str, float | None], gates: GateKnobs) -> list[ReasonCode]:
+    """Reason codes of every edit gate the figures fail (empty = pass)."""
+    failed = []
+    psnr_out = figures.get("psnr_outside")
+    ssim_out = figures.get("ssim_outside")
+    seam = figures.get("seam")
+    if (psnr_out is not None and psnr_out < gates.min_psnr_outside) or (
+        ssim_out is not None and ssim_out < gates.min_ssim_outside
+    ):
+        failed.append(ReasonCode.PRESERVATION_FAILED)
+    if seam is not None and seam > gates.max_seam:
+        failed.append(ReasonCode.SEAM_VISIBLE)
+    return failed
+
+
+# -- upscale ----------------------------------------------------------------------------------
+
+
+class UpscaleStage:
+    """routed / inpainted → upscaled (or review): ×2/×4, then resize to the requested size."""
+
+    name = "upscale"
+    consumes = (Topic.ROUTED, Topic.INPAINTED)
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _keys(settings)
+        self.gates = settings.gates
+        self.upscaler = Upscaler()
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
+        model = RoutedData if topic is Topic.ROUTED else InpaintedData
+        event = _parse(model, value)
+        return event if event.data.next_stage == self.name else None
+
+    def load(self, event: CloudEvent[Any], store: Store) -> Image:
+        return decode_image(store.get(event.data.image))
+
+    def process(self, items: Sequence[Loaded[Image]]) -> list[Output]:
+        started = time.perf_counter()
+        targets = [int(it.event.data.context.operations.upscale_to) for it in items]
+        results: list[Image | None] = [None] * len(items)
+        by_scale: dict[int, list[int]] = {}
+        for index, (item, target) in enumerate(zip(items, targets, strict=True)):
+            height, width = item.payload.shape[:2]
+            by_scale.setdefault(plan_scale(height, width, target), []).append(index)
+        for scale, indices in sorted(by_scale.items()):
+            upscaled = self.upscaler([items[i].payload for i in indices], scale=scale)
+            for index, image in zip(indices, upscaled, strict=True):
+                results[index] = resize_long_side(image, targets[index])
+        finals = [r for r in results if r is not None]
+        metrics = measure_upscales([it.payload for it in items], finals)
+        shares = _share_ms(items, started)
+        outputs = []
+        for item, result, figures, ms in zip(items, finals, metrics, shares, strict=True):
+            data = item.event.data
+            fig = figures.to_dict()
+            consistency = fig.get("consistency_psnr")
+            failed = (
+                [ReasonCode.UPSCALE_INCONSISTENT]
+                if consistency is not None and consistency < self.gates.min_upscale_psnr
+                else []
+            )
+            candidate = self.keys.ref(item.event.subject, "upscale.png")
+            objects = ((candidate, encode_png(result), _PNG),)
+            trail = _trail(
+                data.trail,
+                self.name,
+                ms,
+                metrics={**data.trail.metrics, self.name: fig},
+                models={**data.trail.models, self.name: self.upscaler.version},
+                applied=[*data.trail.applied, *([] if failed else [self.name])],
+            )
+            vendor = data.context.vendor_id
+            if failed:
+                review = ReviewData(
+                    context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
+                    original=data.context.original, candidate=candidate,
+                    mask=getattr(data, "mask", None), trail=trail,
+                )
+                events = (
+                    (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
+                    _metrics(item.event, self.name, vendor, "fail", ms, len(items), fig),
+                )
+                outputs.append(Output(outcome="fail", objects=objects, events=events))
+                continue
+            out = UpscaledData(
+                context=data.context, image=candidate, source=data.image, alpha=data.alpha,
+                next_stage="finalize", trail=trail,
+            )
+            events = (
+                (Topic.UPSCALED, _event(item.event, self.name, Topic.UPSCALED, out)),
+                _metrics(item.event, self.name, vendor, "pass", ms, len(items), fig),
+            )
+            outputs.append(Output(outcome="pass", objects=objects, events=events))
+        return outputs
+
+
+# -- finalize ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FinalInput:
+    image: bytes
+    alpha: bytes | None
+    mask: ImageRef | None
+
+
+class FinalizeStage:
+    """routed / inpainted / upscaled → results: the final image (alpha re-attached if kept)."""
+
+    name = "finalize"
+    consumes = (Topic.ROUTED, Topic.INPAINTED, Topic.UPSCALED)
+    _models: dict[Topic, type[BaseModel]] = {  # noqa: RUF012 - read-only lookup
+        Topic.ROUTED: RoutedData,
+        Topic.INPAINTED: InpaintedData,
+        Topic.UPSCALED: UpscaledData,
+    }
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _keys(settings)
+
+    def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
+        event = _parse(self._models[topic], value)
+        return event if event.data.next_stage == self.name else None
+
+    def load(self, event: CloudEvent[Any], store: Store) -> _FinalInput:
+        data = event.data
+        alpha = store.get(data.alpha) if data.alpha is not None else None
+        mask = getattr(data, "mask", None) or getattr(data, "text_mask", None)
+        return _FinalInput(store.get(data.image), alpha, mask)
+
+    def process(self, items: Sequence[Loaded[_FinalInput]]) -> list[Output]:
+        started = time.perf_counter()
+        finals = [self._final_bytes(it.payload) for it in items]
+        shares = _share_ms(items, started)
+        outputs = []
+        for item, final, ms in zip(items, finals, shares, strict=True):
+            data = item.event.data
+            ref = self.keys.ref(item.event.subject, "final.png")
+            trail = _trail(data.trail, self.name, ms)
+            result = ResultData(context=data.context, image=ref, mask=item.payload.mask,
+                                trail=trail)
+            events = (
+                (Topic.RESULTS, _event(item.event, self.name, Topic.RESULTS, result)),
+                _metrics(item.event, self.name, data.context.vendor_id, "pass", ms, len(items)),
+            )
+            outputs.append(Output(outcome="pass", objects=((ref, final, _PNG),), events=events))
+        return outputs
+
+    @staticmethod
+    def _final_bytes(payload: _FinalInput) -> bytes:
+        if payload.alpha is None:
+            return payload.image
+        image = decode_image(payload.image)
+        alpha = decode_mask_raw(payload.alpha, (image.shape[0], image.shape[1]))
+        return encode_png(image, alpha)
+
+
+def decode_mask_raw(data: bytes, shape: tuple[int, int]) -> Mask:
+    """An alpha channel resized (bilinear) to ``shape``, values kept."""
+    from PIL import Image as PILImage  # noqa: PLC0415 - only finalize with kept alpha needs it
+
+    with PILImage.open(io.BytesIO(data)) as pil:
+        gray = pil.convert("L")
+        if gray.size != (shape[1], shape[0]):
+            gray = gray.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR)
+        return np.ascontiguousarray(np.asarray(gray, dtype=np.uint8))
+
+
+def build_stages(settings: Settings, names: Sequence[str] = STAGE_NAMES) -> list[Stage[Any]]:
+    """The stages called ``names``, in pipeline order; unknown names raise ValueError."""
+    factories: dict[str, type[Any]] = {
+        "preflight": PreflightStage,
+        "route": RouteStage,
+        "inpaint": InpaintStage,
+        "upscale": UpscaleStage,
+        "finalize": FinalizeStage,
+    }
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGE_NAMES)}")
+    return [factories[n](settings) for n in STAGE_NAMES if n in names]

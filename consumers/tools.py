@@ -1,0 +1,223 @@
+"""Single-stage commands over files: preflight, detect-text, remove-text, inpaint, upscale.
+
+They call the same processors as the pipeline, in micro-batches, without a transport. Inputs are
+decoded through preflight (bytes sniffed, bombs refused, orientation and colour normalized) with a
+permissive *tool policy* that keeps the input's geometry, so masks line up with the inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consumers.codec import decode_mask, encode_mask, encode_png
+from consumers.embedded import InputFile
+from consumers.report import write_jsonl
+from processors.inpaint import Inpainter
+from processors.preflight import Preflight, PreflightPolicy, PreflightResult
+from processors.tensors import Image, Mask
+from processors.text import TextDetector
+from processors.upscale import Upscaler
+from schemas.reasons import ReasonCode
+
+__all__ = [
+    "TOOL_POLICY",
+    "ToolSummary",
+    "collect_inputs",
+    "detect_text",
+    "inpaint",
+    "preflight",
+    "remove_text",
+    "upscale",
+]
+
+TOOL_POLICY = PreflightPolicy(
+    min_side=8, max_aspect_ratio=1000.0, target_max_side=20_000, blank_std=-1.0, blur_threshold=-1.0
+)
+"""Preflight for the single-stage tools: same safety checks, no size band or content gates."""
+
+_BATCH = 8
+
+
+@dataclass
+class ToolSummary:
+    """Counts and per-file outcomes of a tool run."""
+
+    done: int = 0
+    rejected: int = 0
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, status: str, output: str | None, **extra: Any) -> None:
+        """Record one file's outcome."""
+        if status == "done":
+            self.done += 1
+        else:
+            self.rejected += 1
+        self.details.append({"input": name, "status": status, "output": output, **extra})
+
+
+def collect_inputs(path: Path) -> list[InputFile]:
+    """The files under ``path`` (or ``path`` itself), sorted, hidden files skipped.
+
+    Raises FileNotFoundError / NotADirectoryError with the path in the message.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    if path.is_file():
+        return [InputFile(path.name, path)]
+    if not path.is_dir():
+        raise NotADirectoryError(f"input is neither a file nor a folder: {path}")
+    files = []
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            full = Path(root) / name
+            files.append(InputFile(full.relative_to(path).as_posix(), full))
+    return files
+
+
+def _batches(files: Sequence[InputFile]) -> Iterator[Sequence[InputFile]]:
+    for start in range(0, len(files), _BATCH):
+        yield files[start : start + _BATCH]
+
+
+def _decode(batch: Sequence[InputFile], gate: Preflight) -> list[PreflightResult]:
+    return gate([item.path.read_bytes() for item in batch])
+
+
+def _out_path(out: Path, name: str) -> Path:
+    target = out / Path(name).with_suffix(".png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _reasons(result: PreflightResult) -> list[dict[str, str]]:
+    return [{"code": c.value, "text": c.text} for c in result.reasons]
+
+
+Tick = Callable[[], None]
+
+
+def _each_image(
+    files: Sequence[InputFile], summary: ToolSummary, tick: Tick, gate: Preflight
+) -> Iterator[tuple[list[InputFile], list[Image]]]:
+    """Decode each batch safely; rejected files are recorded and skipped."""
+    for batch in _batches(files):
+        kept: list[InputFile] = []
+        images: list[Image] = []
+        for item, result in zip(batch, _decode(batch, gate), strict=True):
+            if result.image is None:
+                summary.add(item.name, "rejected", None, reasons=_reasons(result))
+                tick()
+            else:
+                kept.append(item)
+                images.append(result.image)
+        if kept:
+            yield kept, images
+
+
+def preflight(
+    files: Sequence[InputFile], out: Path, tick: Tick, policy: PreflightPolicy | None = None
+) -> ToolSummary:
+    """Normalize every file to ``OUT/<name>.png``; write ``OUT/report.jsonl``."""
+    gate = Preflight(policy)
+    summary = ToolSummary()
+    records = []
+    for batch in _batches(files):
+        for item, result in zip(batch, _decode(batch, gate), strict=True):
+            output = None
+            if result.image is not None:
+                target = _out_path(out, item.name)
+                target.write_bytes(encode_png(result.image, result.alpha))
+                output = target.relative_to(out).as_posix()
+            status = "done" if result.accepted else "rejected"
+            summary.add(item.name, status, output, reasons=_reasons(result))
+            records.append(
+                {
+                    "input": item.name,
+                    "status": status,
+                    "reasons": _reasons(result),
+                    "route": {},
+                    "output": output,
+                    "metrics": {},
+                    "timings_ms": {},
+                    "preflight": result.report.to_dict(),
+                }
+            )
+            tick()
+    write_jsonl(out / "report.jsonl", records)
+    return summary
+
+
+def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
+    """Write ``OUT/<name>.png`` masks (255 = text)."""
+    detector = TextDetector()
+    summary = ToolSummary()
+    for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
+        for item, result in zip(kept, detector(images), strict=True):
+            target = _out_path(out, item.name)
+            target.write_bytes(encode_mask(result.mask))
+            summary.add(item.name, "done", target.relative_to(out).as_posix(),
+                        text_lines=len(result.boxes), coverage=round(result.coverage, 5))
+            tick()
+    return summary
+
+
+def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
+    """Detect text and write ``OUT/<name>.png`` with it removed."""
+    detector = TextDetector()
+    inpainter = Inpainter()
+    summary = ToolSummary()
+    for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
+        masks = [r.mask for r in detector(images)]
+        for item, edited, mask in zip(kept, inpainter(images, masks), masks, strict=True):
+            target = _out_path(out, item.name)
+            target.write_bytes(encode_png(edited))
+            summary.add(item.name, "done", target.relative_to(out).as_posix(),
+                        masked=round(float((mask > 0).mean()), 5))
+            tick()
+    return summary
+
+
+def inpaint(files: Sequence[InputFile], masks: Path, out: Path, tick: Tick) -> ToolSummary:
+    """Fill ``masks`` (one mask file, or a folder of ``<stem>.png``) in every input."""
+    inpainter = Inpainter()
+    summary = ToolSummary()
+    for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
+        ready: list[tuple[InputFile, Image, Mask]] = []
+        for item, image in zip(kept, images, strict=True):
+            mask_file = masks if masks.is_file() else masks / Path(item.name).with_suffix(".png")
+            if not mask_file.is_file():
+                summary.add(item.name, "rejected", None, reasons=[
+                    {"code": ReasonCode.SOURCE_MISSING.value, "text": f"no mask at {mask_file}"}])
+                tick()
+                continue
+            ready.append((item, image, decode_mask(mask_file.read_bytes(), image.shape[:2])))
+        if not ready:
+            continue
+        edited = inpainter([r[1] for r in ready], [r[2] for r in ready])
+        for (item, _, _), result in zip(ready, edited, strict=True):
+            target = _out_path(out, item.name)
+            target.write_bytes(encode_png(result))
+            summary.add(item.name, "done", target.relative_to(out).as_posix())
+            tick()
+    return summary
+
+
+def upscale(files: Sequence[InputFile], scale: int, out: Path, tick: Tick) -> ToolSummary:
+    """Write ``OUT/<name>.png`` upscaled ×``scale``."""
+    upscaler = Upscaler()
+    summary = ToolSummary()
+    for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
+        for item, result in zip(kept, upscaler(images, scale=scale), strict=True):
+            target = _out_path(out, item.name)
+            target.write_bytes(encode_png(result))
+            summary.add(item.name, "done", target.relative_to(out).as_posix(),
+                        size=f"{result.shape[1]}x{result.shape[0]}")
+            tick()
+    return summary
