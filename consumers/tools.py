@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TOOL_POLICY = PreflightPolicy(
-    min_side=8, max_aspect_ratio=1000.0, target_max_side=20_000, blank_std=-1.0, blur_threshold=-1.0
+    min_side=8, max_aspect_ratio=1000.0, target_max_side=20_000, blank_std=0.0, blur_threshold=0.0
 )
 """Preflight for the single-stage tools: same safety checks, no size band or content gates."""
 
