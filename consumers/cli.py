@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers import tools
-from consumers.embedded import run_embedded
+from consumers.embedded import InputFile, run_embedded
 from consumers.errors import ConfigError
 from consumers.logging import configure_logging, get_logger
 from consumers.report import write_reports
@@ -115,7 +115,7 @@ def _ticker(progress: Progress) -> Callable[[], None]:
     return lambda: progress.advance(task)
 
 
-def _inputs(path: Path) -> list[tools.InputFile]:
+def _inputs(path: Path) -> list[InputFile]:
     files = tools.collect_inputs(path)
     if not files:
         raise UsageError(f"no input files under {path}")
@@ -149,7 +149,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row(status, str(statuses.get(status, 0)))
     _out.print(table)
     reasons = Counter(
-        str(reason["code"]) for r in run.rows for reason in r.record["reasons"]  # type: ignore[attr-defined]
+        str(reason["code"]) for r in run.rows for reason in r.record["reasons"]
     )
     if reasons:
         why = Table(title="reasons")

@@ -219,10 +219,14 @@ def _row(
         reasons = [{"code": code.value, "text": code.text, "detail": f"{error}: {message}"}]
     else:
         event = orjson.loads(record.value)
-        model = {Topic.RESULTS: ResultData, Topic.REJECTED: RejectedData,
-                 Topic.REVIEW: ReviewData}[topic]
-        data = model.model_validate(event["data"])
-        trail = data.trail  # type: ignore[attr-defined]
+        data: ResultData | RejectedData | ReviewData
+        if topic is Topic.RESULTS:
+            data = ResultData.model_validate(event["data"])
+        elif topic is Topic.REJECTED:
+            data = RejectedData.model_validate(event["data"])
+        else:
+            data = ReviewData.model_validate(event["data"])
+        trail = data.trail
         route = trail.route.model_dump(mode="json") if trail.route else {}
         metrics = dict(trail.metrics)
         timings = dict(trail.timings_ms)

@@ -51,8 +51,8 @@ from schemas.events import (
     RejectedData,
     ResultData,
     ReviewData,
-    RouteDecision,
     RoutedData,
+    RouteDecision,
     Topic,
     Trail,
     UploadedEvent,
@@ -127,10 +127,9 @@ def _share_ms(items: Sequence[Loaded[Any]], started: float) -> list[float]:
 
 
 def _next(stages: Sequence[str], after: str | None) -> NextStage:
-    order: list[NextStage] = [s for s in ("inpaint", "upscale") if s in stages]  # type: ignore[misc]
-    if after is None:
-        return order[0] if order else "finalize"
-    rest = order[order.index(after) + 1 :] if after in order else []  # type: ignore[arg-type]
+    """The stage after ``after`` (None: the first) among the routed stages, else finalize."""
+    order: list[NextStage] = [s for s in ("inpaint", "upscale") if s in stages]
+    rest = order if after is None else order[order.index(after) + 1 :] if after in order else []
     return rest[0] if rest else "finalize"
 
 

@@ -102,7 +102,8 @@ async def test_good_records_flow_and_batches_respect_max_batch(tmp_path: Path):
 async def test_poison_goes_to_dlq_with_bytes_and_headers_and_does_not_block(tmp_path: Path):
     transport = MemoryTransport()
     poison = b"\xff{not json"
-    await _publish(transport, [json.dumps({"n": 1}).encode(), poison, json.dumps({"n": 2}).encode()])
+    good = [json.dumps({"n": n}).encode() for n in (1, 2)]
+    await _publish(transport, [good[0], poison, good[1]])
     await _drain(_runner(EchoStage(), transport, FilesystemStore(tmp_path)), transport, 3)
     dlq = transport.records(TOPICS.name(Topic.DLQ))
     assert [r.value for r in dlq] == [poison]

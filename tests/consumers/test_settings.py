@@ -32,7 +32,8 @@ def test_env_names_from_the_deployment_contract(monkeypatch):
     assert settings.s3_secret_key is not None
     assert settings.s3_secret_key.get_secret_value() == "hunter2-very-secret"
     dumped = json.dumps(settings.as_dict())
-    assert "hunter2" not in dumped and "AKIAEXAMPLE" not in dumped
+    assert "hunter2" not in dumped
+    assert "AKIAEXAMPLE" not in dumped
     assert "hunter2" not in repr(settings)
 
 
@@ -71,7 +72,9 @@ def test_logs_are_json_with_bound_context_and_no_secrets():
     finally:
         structlog.reset_defaults()
     line = json.loads(stream.getvalue().splitlines()[0])
-    assert line["image_id"] == "img1" and line["stage"] == "route" and line["offset"] == 7
+    assert line["image_id"] == "img1"
+    assert line["stage"] == "route"
+    assert line["offset"] == 7
     assert line["event"] == "hello"
     assert "hunter2" not in stream.getvalue().decode()
 
@@ -83,7 +86,8 @@ def test_filesystem_store_round_trip_and_missing(tmp_path: Path):
     with pytest.raises(SourceMissingError):
         store.get(ref)
     store.put(ref, b"abc", "image/png")
-    assert store.get(ref) == b"abc" and store.exists(ref)
+    assert store.get(ref) == b"abc"
+    assert store.exists(ref)
     assert not list((tmp_path / "out" / "p" / "a").glob(".tmp-*"))
 
 

@@ -88,9 +88,9 @@ def test_generated_json_schema_files_are_current():
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.json")}
     stale = sorted(n for n in rendered if on_disk.get(n) != rendered[n])
     extra = sorted(set(on_disk) - set(rendered))
-    assert not stale and not extra, (
-        f"schemas/json is stale ({stale}, extra {extra}): run `make schemas` and commit"
-    )
+    hint = f"schemas/json is stale ({stale}, extra {extra}): run `make schemas` and commit"
+    assert not stale, hint
+    assert not extra, hint
 
 
 def test_upload_schema_forbids_unknown_fields():
