@@ -205,3 +205,18 @@ def test_preflight_command_strips_gps_exif(tmp_path):
     with Image.open(out) as cleaned:
         assert not cleaned.getexif()
         assert "exif" not in cleaned.info
+
+
+def test_alpha_keep_policy_reattaches_alpha_in_the_final_image(sample, manifest, tmp_path):
+    alpha_file = next(f for f, m in manifest.items() if m["kind"] == "alpha")
+    src = tmp_path / "in" / "cutout.png"
+    src.parent.mkdir()
+    src.write_bytes((sample / "upload" / alpha_file).read_bytes())
+    settings = Settings(preflight={"alpha": "keep"})
+    run = asyncio.run(run_embedded(collect_inputs(src.parent), tmp_path / "out", settings))
+    (row,) = run.rows
+    assert row.record["status"] == "done", row.record
+    with Image.open(tmp_path / "out" / row.record["output"]) as image:
+        assert image.mode == "RGBA"
+        low, high = image.getchannel("A").getextrema()
+        assert low < 128 < high  # transparent background, opaque product
