@@ -43,7 +43,11 @@ class GateKnobs(BaseModel):
         default=45.0, description="Preservation outside the dilated mask, dB (lossless = inf)."
     )
     min_ssim_outside: float = Field(default=0.99, description="Preservation SSIM outside the mask.")
-    max_seam: float = Field(default=2.5, description="Seam score at the mask boundary.")
+    max_seam: float = Field(
+        default=1.0,
+        description="Seam score at the mask boundary (good fills measure 0-0.1, a flat mean-colour"
+        " fill 1.2-2).",
+    )
     min_upscale_psnr: float = Field(
         default=30.0, description="Upscale consistency: output downscaled vs input, dB."
     )

@@ -1,13 +1,18 @@
 """Shared scenes for the processor tests: photos, textures and rendered overlay text.
 
-Text is drawn with Pillow's bundled FreeType font (``ImageFont.load_default(size=N)``), so the
-scenes are the same on every machine. Each overlay helper returns the composited image and the
-ground-truth glyph mask (255 where the text fill covers at least half a pixel).
+Fixture factories (``photo``, ``overlay``) with ready defaults (``astronaut``, ``smooth``,
+``captioned``). Text is drawn with Pillow's bundled FreeType font
+(``ImageFont.load_default(size=N)``), so the scenes are the same on every machine. Each overlay
+returns a :class:`Scene`: the composited image, the clean image, the ground-truth glyph mask and
+every pixel the overlay touched. Photos are read-only, so a processor that writes into its input
+fails loudly.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -32,12 +37,15 @@ class Scene(NamedTuple):
     """HW uint8 mask, 255 wherever the overlay changed a pixel (fill, outline, shadow, box)."""
 
 
-def photo(name: str) -> np.ndarray:
-    """A scikit-image sample as an HWC uint8 RGB array (grey textures are stacked to RGB)."""
+@functools.cache
+def load_photo(name: str) -> np.ndarray:
+    """A scikit-image sample as a read-only HWC uint8 RGB array (grey ones stacked to RGB)."""
     image = np.asarray(getattr(data, name)())
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
+    image = np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
+    image.flags.writeable = False
+    return image
 
 
 def gradient(height: int = 256, width: int = 384) -> np.ndarray:
@@ -81,8 +89,14 @@ def caption(
     draw = ImageDraw.Draw(canvas)
     if shadow:
         shadow_xy = (xy[0] + shadow, xy[1] + shadow)
-        draw.text(shadow_xy, text, font=font, fill=outline, stroke_width=outline_width,
-                  stroke_fill=outline)
+        draw.text(
+            shadow_xy,
+            text,
+            font=font,
+            fill=outline,
+            stroke_width=outline_width,
+            stroke_fill=outline,
+        )
     draw.text(xy, text, font=font, fill=fill, stroke_width=outline_width, stroke_fill=outline)
     layer = PILImage.new("L", canvas.size, 0)
     ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
@@ -123,7 +137,7 @@ def timestamp(
     """Orange digits in the bottom-right corner, like a camera date stamp."""
     font = _font(size)
     canvas = PILImage.fromarray(base)
-    x0, y0, x1, y1 = font.getbbox(text)
+    _, _, x1, y1 = font.getbbox(text)
     xy = (canvas.width - margin - x1, canvas.height - margin - y1)
     ImageDraw.Draw(canvas).text(xy, text, font=font, fill=fill)
     layer = PILImage.new("L", canvas.size, 0)
@@ -168,7 +182,7 @@ def watermark(
     """Semi-transparent rotated text across the middle of the image."""
     font = _font(size)
     canvas = PILImage.fromarray(base).convert("RGBA")
-    x0, y0, x1, y1 = font.getbbox(text)
+    _, _, x1, y1 = font.getbbox(text)
     layer = PILImage.new("L", (x1 + 8, y1 + 8), 0)
     ImageDraw.Draw(layer).text((4, 4), text, font=font, fill=255)
     layer = layer.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
@@ -187,21 +201,41 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.count_nonzero((found > 0) & (truth > 0))) / total if total else 1.0
 
 
-SceneFactory = Callable[..., Scene]
+@pytest.fixture(scope="session")
+def photo() -> Callable[[str], np.ndarray]:
+    """Factory: a scikit-image sample by name (``astronaut``, ``grass``, ...), read-only RGB."""
+    return load_photo
+
+
+@pytest.fixture(scope="session")
+def overlay() -> SimpleNamespace:
+    """Factories that draw text on a base image and return a :class:`Scene`: ``caption``,
+    ``bar_caption``, ``timestamp``, ``promo``, ``watermark``; plus ``recall(found, truth)``."""
+    return SimpleNamespace(
+        caption=caption,
+        bar_caption=bar_caption,
+        timestamp=timestamp,
+        promo=promo,
+        watermark=watermark,
+        recall=recall,
+    )
 
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    return photo("astronaut")
+    return load_photo("astronaut")
 
 
 @pytest.fixture(scope="session")
 def smooth() -> np.ndarray:
-    return gradient()
+    """A studio-like diagonal colour gradient, 256 x 384."""
+    image = gradient()
+    image.flags.writeable = False
+    return image
 
 
 @pytest.fixture(scope="session")
 def captioned(astronaut: np.ndarray) -> Scene:
-    """The astronaut crop with a white, outlined caption across the lower part."""
+    """The astronaut crop with a white, outlined, shadowed caption across its lower part."""
     crop = astronaut[200:456, 64:448].copy()
     return caption(crop, "Limited edition 2024", (24, 190), size=32)
