@@ -115,8 +115,8 @@ def _ticker(progress: Progress) -> Callable[[], None]:
     return lambda: progress.advance(task)
 
 
-def _inputs(path: Path) -> list[InputFile]:
-    files = tools.collect_inputs(path)
+def _inputs(path: Path, out: Path | None = None) -> list[InputFile]:
+    files = tools.collect_inputs(path, exclude=out)
     if not files:
         raise UsageError(f"no input files under {path}")
     return files
@@ -130,7 +130,7 @@ def _out_dir(path: Path) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    files = _inputs(args.input)
+    files = _inputs(args.input, args.out)
     out = _out_dir(args.out)
     if args.upscale_to is not None and not 64 <= args.upscale_to <= 16384:
         raise UsageError("--upscale-to must be between 64 and 16384 pixels")
@@ -180,7 +180,7 @@ def _tool(name: str, fn: Callable[..., tools.ToolSummary], *extra: Any) -> Calla
     [argparse.Namespace, Settings], int
 ]:
     def command(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
-        files = _inputs(args.input)
+        files = _inputs(args.input, args.out)
         out = _out_dir(args.out)
         with _progress(len(files), name) as progress:
             summary = fn(files, *[getattr(args, e) for e in extra], out, _ticker(progress))
@@ -192,7 +192,7 @@ def _tool(name: str, fn: Callable[..., tools.ToolSummary], *extra: Any) -> Calla
 def _cmd_preflight(args: argparse.Namespace, settings: Settings) -> int:
     from processors.preflight import PreflightPolicy  # noqa: PLC0415 - keeps start-up light
 
-    files = _inputs(args.input)
+    files = _inputs(args.input, args.out)
     out = _out_dir(args.out)
     policy = PreflightPolicy().with_overrides(settings.preflight)
     with _progress(len(files), "preflight") as progress:

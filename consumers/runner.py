@@ -31,7 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 from prometheus_client import Counter, Histogram
 
-from consumers.errors import PermanentError, PixelgateError, RetriableError
+from consumers.errors import PermanentError, RetriableError
 from consumers.logging import get_logger
 from consumers.settings import BatchKnobs
 from consumers.store import Store
@@ -245,7 +245,11 @@ class StageRunner(Generic[PayloadT]):
         start = time.perf_counter()
         try:
             outputs = await self._in_executor(self.stage.process, items)
-        except (PixelgateError, ValueError, TypeError, RuntimeError, OSError) as exc:
+            if len(outputs) != len(items):
+                raise RuntimeError(
+                    f"stage {self.stage.name} gave {len(outputs)} outputs for {len(items)} items"
+                )
+        except Exception as exc:  # noqa: BLE001 - isolated per item and dead-lettered, never lost
             if len(items) == 1:
                 return [], [(loaded[0][0], exc)]
             # Isolate the failing item: retry one by one so its neighbours still go through.

@@ -59,11 +59,14 @@ class ToolSummary:
         self.details.append({"input": name, "status": status, "output": output, **extra})
 
 
-def collect_inputs(path: Path) -> list[InputFile]:
+def collect_inputs(path: Path, *, exclude: Path | None = None) -> list[InputFile]:
     """The files under ``path`` (or ``path`` itself), sorted, hidden files skipped.
 
-    Raises FileNotFoundError / NotADirectoryError with the path in the message.
+    ``exclude`` (typically the output folder, when it lies inside the input) is left out, so a
+    rerun never ingests its own outputs. Raises FileNotFoundError / NotADirectoryError with the
+    path in the message.
     """
+    skip = exclude.resolve() if exclude is not None else None
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
     if path.is_file():
@@ -72,7 +75,9 @@ def collect_inputs(path: Path) -> list[InputFile]:
         raise NotADirectoryError(f"input is neither a file nor a folder: {path}")
     files = []
     for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skip
+        )
         for name in sorted(names):
             if name.startswith("."):
                 continue

@@ -220,3 +220,14 @@ def test_alpha_keep_policy_reattaches_alpha_in_the_final_image(sample, manifest,
         assert image.mode == "RGBA"
         low, high = image.getchannel("A").getextrema()
         assert low < 128 < high  # transparent background, opaque product
+
+
+def test_output_folder_inside_input_is_not_ingested(sample, manifest, tmp_path):
+    src = tmp_path / "in"
+    clean = next(f for f, m in manifest.items() if m["kind"] == "clean")
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "one.jpg").write_bytes((sample / "upload" / clean).read_bytes())
+    for _ in range(2):  # the second run must not pick up the first run's outputs
+        assert main(["run", str(src), "--out", str(src / "out"), "--remove-text", "off"]) == 0
+    lines = (src / "out" / "report.jsonl").read_text().splitlines()
+    assert [json.loads(line)["input"] for line in lines] == ["a/one.jpg"]

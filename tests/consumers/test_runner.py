@@ -198,3 +198,37 @@ def test_backoff_is_bounded(attempts):
     delays = backoff_delays(attempts, base=0.1, cap=2.0)
     assert len(delays) == attempts
     assert all(0 <= d <= 2.0 for d in delays)
+
+
+class LosingStage(EchoStage):
+    """Returns no output at all: the runner must not lose the items."""
+
+    def process(self, items):
+        return []
+
+
+class OddError(Exception):
+    """Not one of ours (like cv2.error): still isolated, never crashes the runner."""
+
+
+class OddStage(EchoStage):
+    def process(self, items):
+        if any(item.event.data.fail for item in items):
+            raise OddError("native library failure")
+        return super().process(items)
+
+
+async def test_a_stage_that_drops_items_sends_them_to_dlq(tmp_path: Path):
+    transport = MemoryTransport()
+    await _publish(transport, [json.dumps({"n": i}).encode() for i in range(3)])
+    await _drain(_runner(LosingStage(), transport, FilesystemStore(tmp_path)), transport, 3)
+    assert len(transport.records(TOPICS.name(Topic.DLQ))) == 3
+
+
+async def test_foreign_exceptions_are_isolated_too(tmp_path: Path):
+    transport = MemoryTransport()
+    await _publish(transport, [json.dumps({"n": i, "fail": i == 0}).encode() for i in range(3)])
+    await _drain(_runner(OddStage(), transport, FilesystemStore(tmp_path)), transport, 3)
+    assert len(transport.records(TOPICS.name(Topic.RESULTS))) == 2
+    (dead,) = transport.records(TOPICS.name(Topic.DLQ))
+    assert dict(dead.headers)["error-class"] == b"OddError"
