@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy schemas processors consumers
 
 bench: $(STAMP)
+	$(BIN)/python bench/stage_speed.py --out bench/results
 	$(BIN)/python bench/pipeline.py --out bench/results
 
 schemas: $(STAMP)
