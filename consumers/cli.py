@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,11 +37,18 @@ class UsageError(Exception):
     """A bad path or argument: reported as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``pixelgate: error: ...``), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        _err.print(f"pixelgate: error: {self.prog}: {message} (see --help)", markup=False,
+                   highlight=False, soft_wrap=True)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its surface is checked by tests against the CLI contract)."""
-    parser = argparse.ArgumentParser(
-        prog="pixelgate", description="Clean marketplace product photos."
-    )
+    parser = _Parser(prog="pixelgate", description="Clean marketplace product photos.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="whole pipeline, embedded; OUT/report.jsonl, report.html")
@@ -90,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         get_logger("cli").debug("settings", settings=settings.as_dict())
         return _COMMANDS[args.command](args, settings)
     except (UsageError, ConfigError, FileNotFoundError, NotADirectoryError) as exc:
-        _err.print(f"pixelgate: error: {exc}", markup=False, highlight=False)
+        _err.print(f"pixelgate: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         _err.print("pixelgate: interrupted", markup=False)

@@ -148,6 +148,20 @@ def test_cli_bad_path_is_one_line_error(argv, message, capsys):
     assert "\n" not in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["upscale", "x.png", "--scale", "3", "--out", "o"], ["run"], ["frobnicate"],
+     ["inpaint", "x.png", "--out", "o"]],
+)
+def test_cli_bad_argument_is_one_line_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pixelgate: error:")
+    assert "\n" not in err
+
+
 def test_cli_out_must_be_a_folder(sample, tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("x")
