@@ -42,7 +42,15 @@ from schemas.events import (
 )
 from schemas.reasons import ReasonCode
 
-__all__ = ["TERMINAL", "EmbeddedRun", "InputFile", "image_id_for", "run_embedded"]
+__all__ = [
+    "TERMINAL",
+    "EmbeddedRun",
+    "InputFile",
+    "image_id_for",
+    "run_embedded",
+    "safe_name",
+    "vendor_sku",
+]
 
 TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)
 _STATUS = {Topic.RESULTS: "done", Topic.REVIEW: "review", Topic.REJECTED: "rejected",
@@ -79,7 +87,8 @@ def image_id_for(name: str, data: bytes) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{name}\0{digest}"))
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A file name safe inside an object key (letters, digits, ".", "_", "-")."""
     base = _UNSAFE.sub("_", Path(name).name).strip("._") or "file"
     return base[:100]
 
@@ -109,9 +118,9 @@ async def run_embedded(
         image_id = image_id_for(item.name, data)
         by_id[image_id] = item
         ref = ImageRef(bucket=settings.upload_bucket,
-                       key=f"embedded/{image_id}/{_safe_name(item.name)}")
+                       key=f"embedded/{image_id}/{safe_name(item.name)}")
         store.put(ref, data, "application/octet-stream")
-        vendor, sku = _vendor_sku(item.name)
+        vendor, sku = vendor_sku(item.name)
         event = UploadedEvent(
             id=image_id,
             source="pixelgate/embedded",
@@ -152,7 +161,7 @@ async def run_embedded(
     return EmbeddedRun(rows, time.perf_counter() - started, transport)
 
 
-def _vendor_sku(name: str) -> tuple[str, str]:
+def vendor_sku(name: str) -> tuple[str, str]:
     """Vendor and SKU from a ``vendor/sku/file`` layout, else placeholders."""
     parts = [_UNSAFE.sub("_", p).strip("._-")[:128] or "x" for p in Path(name).parts[:-1]]
     vendor = parts[0] if parts else "local"

@@ -159,6 +159,8 @@ class StageRunner(Generic[PayloadT]):
         self.executor = executor
         self.retry_cap_s = retry_cap_s
         self.log = _log.bind(stage=stage.name, group=group)
+        self.polled = False
+        """True once the first poll succeeded (readiness)."""
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -168,8 +170,19 @@ class StageRunner(Generic[PayloadT]):
             self.group, [self.topics.name(t) for t in self.stage.consumes]
         )
         try:
+            failures = 0
             while not stop.is_set():
-                records = await consumer.poll(self.knobs.max_batch, self.knobs.max_wait_ms)
+                try:
+                    records = await consumer.poll(self.knobs.max_batch, self.knobs.max_wait_ms)
+                except RetriableError as exc:
+                    # Broker away: back off and poll again; the consumer reconnects by itself.
+                    failures += 1
+                    delay = backoff_delays(failures, cap=self.retry_cap_s)[-1]
+                    self.log.warning("poll_failed", error=str(exc), delay_s=round(delay, 3))
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                self.polled = True
                 if records:
                     await self.handle(records, consumer)
         finally:

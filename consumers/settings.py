@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for TLS.")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, ge=10_000,
+        description="A batch that would outlive this pauses its partitions and keeps polling.",
+    )
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication of created topics.")
     topic_prefix: str = "pixelgate."
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
@@ -70,6 +85,10 @@ class Settings(BaseSettings):
     upload_bucket: str = "uploads"
     output_prefix: str = Field(default="pixelgate", description="Key prefix of every output.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_port: int = Field(
+        default=8080, ge=0, le=65535,
+        description="Worker health and metrics HTTP port (/healthz, /readyz, /metrics); 0 = off.",
+    )
     device: str = Field(default="auto", description="'auto', 'cpu' or a torch device like cuda:0.")
     batch: BatchKnobs = Field(default_factory=BatchKnobs)
     stage_batch: dict[str, BatchKnobs] = Field(
@@ -90,7 +109,7 @@ class Settings(BaseSettings):
     def as_dict(self) -> dict[str, Any]:
         """Every setting, with secrets redacted: this is what gets logged."""
         data = self.model_dump(mode="json")
-        for name in ("s3_access_key", "s3_secret_key"):
+        for name in ("s3_access_key", "s3_secret_key", "kafka_sasl_password"):
             if data.get(name) is not None:
                 data[name] = _REDACTED
         return data

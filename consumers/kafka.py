@@ -1,0 +1,295 @@
+"""The Kafka transport (aiokafka): the same ``Transport``/``Consumer`` protocols as in-memory.
+
+- **Producer:** ``acks="all"``, no idempotence (Tansu has no idempotent producer; see
+  docs/operations.md), keyed by image id, awaited until every message is acknowledged.
+- **Consumer:** a group member with manual commits (``enable_auto_commit=False``) starting at
+  ``earliest`` when the group has no offset. A batch handed to the runner is *in flight* until it
+  is committed: the rebalance listener waits for it on revoke, so revoked partitions flush and
+  commit before they are given up.
+- **Long batches:** while a batch is in flight longer than half of ``max.poll.interval.ms``, a
+  keep-alive task pauses every assigned partition and keeps calling ``getmany`` (which returns
+  nothing for paused partitions), so the member stays in the group instead of looping through
+  rebalances; partitions resume on commit.
+- **Leaving:** ``close()`` leaves the group explicitly (aiokafka skips LeaveGroup for generation
+  0, which Tansu uses for the first generation) so a replacement joins at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from consumers.errors import TransportUnavailableError
+from consumers.logging import get_logger
+from consumers.settings import Settings
+from consumers.transport import Message, Record
+
+__all__ = ["KafkaConsumer", "KafkaTransport", "kafka_client_config"]
+
+_log = get_logger("kafka")
+
+
+def kafka_client_config(settings: Settings) -> dict[str, Any]:
+    """The connection keyword arguments shared by aiokafka's producer, consumer and admin."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile is not None:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+        config["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL"):
+        if settings.kafka_sasl_mechanism is None or settings.kafka_sasl_username is None:
+            from consumers.errors import ConfigError  # noqa: PLC0415 - error path only
+
+            raise ConfigError(
+                "SASL needs PIXELGATE_KAFKA_SASL_MECHANISM and PIXELGATE_KAFKA_SASL_USERNAME"
+            )
+        password = settings.kafka_sasl_password
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password else "",
+        )
+    return config
+
+
+class KafkaTransport:
+    """Publishes to Kafka and creates group consumers."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "pixelgate") -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._config = kafka_client_config(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect the producer (idempotent)."""
+        async with self._lock:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                **self._config,
+                client_id=self.client_id,
+                acks="all",
+                enable_idempotence=False,
+                linger_ms=5,
+                request_timeout_ms=30_000,
+            )
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                await producer.stop()
+                raise TransportUnavailableError(f"cannot reach Kafka: {exc!r}") from exc
+            self._producer = producer
+
+    async def ensure_topics(self, names: Sequence[str]) -> None:
+        """Create missing topics with the configured partitions; existing ones are left alone."""
+        admin = AIOKafkaAdminClient(**self._config, client_id=f"{self.client_id}-admin")
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(
+                    name,
+                    num_partitions=self.settings.topic_partitions,
+                    replication_factor=self.settings.topic_replication,
+                )
+                for name in names
+                if name not in existing
+            ]
+            if wanted:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(wanted)
+                _log.info("topics_created", topics=[t.name for t in wanted])
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            raise TransportUnavailableError(f"cannot create topics: {exc!r}") from exc
+        finally:
+            await admin.close()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send every message and wait for all acknowledgements."""
+        await self.start()
+        if self._producer is None:
+            raise TransportUnavailableError("producer is not started")
+        try:
+            futures = [
+                await self._producer.send(
+                    m.topic, m.value, key=m.key.encode(), headers=list(m.headers)
+                )
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"publish failed: {exc!r}") from exc
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        """A group member subscribed to ``topics`` (connects on first poll)."""
+        return KafkaConsumer(self.settings, self._config, group, tuple(topics))
+
+    async def close(self) -> None:
+        """Flush and close the producer."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Flush: the batch in hand finishes and commits before the partitions are given up.
+        await self.owner.wait_idle()
+        _log.info(
+            "partitions_revoked", group=self.owner.group, partitions=sorted(map(str, revoked))
+        )
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        _log.info(
+            "partitions_assigned", group=self.owner.group, partitions=sorted(map(str, assigned))
+        )
+
+
+class KafkaConsumer:
+    """One member of a consumer group; see the module docstring for its guarantees."""
+
+    def __init__(
+        self, settings: Settings, config: dict[str, Any], group: str, topics: tuple[str, ...]
+    ) -> None:
+        self.settings = settings
+        self.group = group
+        self.topics = topics
+        self._config = config
+        self._consumer: AIOKafkaConsumer | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._keepalive: asyncio.Task[None] | None = None
+
+    async def _start(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **self._config,
+                group_id=self.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+                max_poll_interval_ms=self.settings.kafka_max_poll_interval_ms,
+            )
+            consumer.subscribe(list(self.topics), listener=_Listener(self))
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                await consumer.stop()
+                raise TransportUnavailableError(f"cannot join group {self.group}: {exc!r}") from exc
+            self._consumer = consumer
+        return self._consumer
+
+    async def wait_idle(self) -> None:
+        """Return once no polled batch is waiting for its commit."""
+        await self._idle.wait()
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
+        """Up to ``max_records`` records from the assigned partitions."""
+        consumer = await self._start()
+        try:
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"fetch failed: {exc!r}") from exc
+        records = [
+            Record(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key.decode("utf-8", "replace") if m.key is not None else None,
+                value=m.value if m.value is not None else b"",
+                headers=tuple((k, bytes(v)) for k, v in (m.headers or ())),
+            )
+            for messages in batches.values()
+            for m in messages
+        ]
+        if records:
+            self._idle.clear()
+            self._keepalive = asyncio.create_task(self._keep_membership(consumer))
+        return records
+
+    async def _keep_membership(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause and keep polling while a batch outlives half of max.poll.interval.ms."""
+        half = self.settings.kafka_max_poll_interval_ms / 2000.0
+        await asyncio.sleep(half)
+        paused: set[TopicPartition] = set()
+        _log.warning("long_batch_pausing", group=self.group)
+        try:
+            while not self._idle.is_set():
+                newly = consumer.assignment() - paused  # assigned during the batch: pause too
+                consumer.pause(*newly)
+                paused |= newly
+                with contextlib.suppress(KafkaError):
+                    got = await consumer.getmany(timeout_ms=1000, max_records=1)
+                    for tp, messages in got.items():
+                        # Never skip a record: rewind anything fetched here.
+                        consumer.seek(tp, messages[0].offset)
+                await asyncio.sleep(min(half / 4, 5.0))
+        finally:
+            consumer.resume(*[tp for tp in paused if tp in consumer.assignment()])
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Commit past every record; a commit refused after a rebalance is logged (the new owner
+        re-delivers those records: at-least-once)."""
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            if offsets and self._consumer is not None:
+                await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            _log.warning("commit_refused", group=self.group, error=repr(exc))
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"commit failed: {exc!r}") from exc
+        finally:
+            self._idle.set()
+            if self._keepalive is not None:
+                self._keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._keepalive
+                self._keepalive = None
+
+    async def close(self) -> None:
+        """Leave the group explicitly, then stop."""
+        consumer, self._consumer = self._consumer, None
+        self._idle.set()
+        if consumer is None:
+            return
+        coordinator = getattr(consumer, "_coordinator", None)
+        generation = getattr(coordinator, "generation", None)
+        member_id = getattr(coordinator, "member_id", None)
+        if coordinator is not None and generation == 0 and member_id:
+            # aiokafka sends LeaveGroup only for generation > 0; Tansu starts at 0.
+            with contextlib.suppress(KafkaError, OSError):
+                await coordinator._send_req(LeaveGroupRequest(self.group, member_id))
+        await consumer.stop()

@@ -1,0 +1,134 @@
+"""Kafka + S3 mode: ``pixelgate worker STAGE`` and ``pixelgate submit IN``.
+
+A worker runs one stage (or ``all``) as Kafka consumer groups named ``<prefix><stage>``, with
+images in S3. The stage code is the same as in embedded mode; only the transport and the store
+differ. On SIGTERM or SIGINT it finishes the batch in hand, commits and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from consumers.embedded import InputFile, safe_name, vendor_sku, image_id_for
+from consumers.errors import RetriableError
+from consumers.health import HealthServer
+from consumers.kafka import KafkaTransport
+from consumers.logging import get_logger
+from consumers.runner import StageRunner, TopicNames, backoff_delays
+from consumers.s3 import S3Store
+from consumers.settings import Settings
+from consumers.stages import STAGE_NAMES, build_stages
+from consumers.transport import Message
+from schemas.events import ImageRef, Operations, Topic, UploadedData, UploadedEvent
+
+__all__ = ["prepare", "run_worker", "submit_files"]
+
+_log = get_logger("worker")
+
+
+async def prepare(settings: Settings, transport: KafkaTransport, store: S3Store) -> None:
+    """Create topics and buckets if missing, waiting (with backoff) for servers to come up."""
+    topics = TopicNames(settings.topic_prefix)
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        try:
+            await transport.ensure_topics([topics.name(t) for t in Topic])
+            await loop.run_in_executor(
+                None, store.ensure_buckets, [settings.output_bucket, settings.upload_bucket]
+            )
+            return
+        except RetriableError as exc:
+            attempt += 1
+            delay = backoff_delays(attempt, cap=5.0)[-1]
+            _log.warning("waiting_for_servers", error=str(exc), attempt=attempt)
+            await asyncio.sleep(delay)
+
+
+async def run_worker(
+    settings: Settings, stages: Sequence[str], stop: asyncio.Event | None = None
+) -> None:
+    """Run ``stages`` until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    names = list(STAGE_NAMES) if list(stages) == ["all"] else list(stages)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            break
+    transport = KafkaTransport(settings, client_id=f"pixelgate-{'-'.join(names)}")
+    store = S3Store(settings)
+    topics = TopicNames(settings.topic_prefix)
+    runners: list[StageRunner[object]] = []
+    health = None
+    if settings.http_port:
+        health = HealthServer(
+            settings.http_port, ready=lambda: bool(runners) and all(r.polled for r in runners)
+        )
+        health.start()
+    _log.info("worker_starting", stages=names, settings=settings.as_dict())
+    try:
+        await prepare(settings, transport, store)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
+            runners.extend(
+                StageRunner(
+                    stage,
+                    transport=transport,
+                    store=store,
+                    topics=topics,
+                    group=f"{settings.topic_prefix}{stage.name}",
+                    knobs=settings.knobs(stage.name),
+                    executor=executor,
+                )
+                for stage in build_stages(settings, names)
+            )
+            await asyncio.gather(*(runner.run(stop) for runner in runners))
+    finally:
+        await transport.close()
+        if health is not None:
+            health.stop()
+        _log.info("worker_stopped", stages=names)
+
+
+async def submit_files(
+    files: Sequence[InputFile], settings: Settings, operations: Operations
+) -> list[tuple[str, str]]:
+    """Upload ``files`` and publish one ``uploaded`` event each; returns (name, image id)."""
+    transport = KafkaTransport(settings, client_id="pixelgate-submit")
+    store = S3Store(settings)
+    topics = TopicNames(settings.topic_prefix)
+    loop = asyncio.get_running_loop()
+    submitted: list[tuple[str, str]] = []
+    try:
+        await prepare(settings, transport, store)
+        messages = []
+        for item in files:
+            data = item.path.read_bytes()
+            image_id = image_id_for(item.name, data)
+            vendor, sku = vendor_sku(item.name)
+            ref = ImageRef(
+                bucket=settings.upload_bucket,
+                key=f"{vendor}/{sku}/{image_id}/{safe_name(item.name)}",
+            )
+            await loop.run_in_executor(None, store.put, ref, data, "application/octet-stream")
+            event = UploadedEvent(
+                id=image_id,
+                source="pixelgate/submit",
+                subject=image_id,
+                time=datetime.now(UTC),
+                data=UploadedData(image=ref, vendor_id=vendor, sku=sku, operations=operations),
+            )
+            messages.append(
+                Message(topics.name(Topic.UPLOADED), image_id, event.model_dump_json().encode(),
+                        (("content-type", b"application/cloudevents+json"),))
+            )
+            submitted.append((item.name, image_id))
+        await transport.publish(messages)
+    finally:
+        await transport.close()
+    return submitted
