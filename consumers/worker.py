@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from consumers.embedded import InputFile, safe_name, vendor_sku, image_id_for
+from consumers.embedded import InputFile, image_id_for, safe_name, vendor_sku
 from consumers.errors import RetriableError
 from consumers.health import HealthServer
 from consumers.kafka import KafkaTransport
