@@ -25,6 +25,7 @@ from consumers.logging import configure_logging, get_logger
 from consumers.report import write_reports
 from consumers.sample import generate_sample
 from consumers.settings import Settings, load_settings
+from consumers.stages import STAGE_NAMES
 from schemas.events import Operations
 
 __all__ = ["build_parser", "main"]
@@ -80,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("input", type=Path, metavar="IN")
     up.add_argument("--scale", type=int, choices=(2, 4), required=True)
     up.add_argument("--out", type=Path, required=True, metavar="OUT")
+
+    worker = sub.add_parser("worker", help="one Kafka stage worker (settings from env / file)")
+    worker.add_argument("stage", choices=(*STAGE_NAMES, "all"), metavar="STAGE",
+                        help=f"one of {', '.join(STAGE_NAMES)}, or all")
+    worker.add_argument("--config", type=Path, metavar="FILE")
+
+    submit = sub.add_parser("submit", help="upload files to S3 and publish `uploaded` events")
+    submit.add_argument("input", type=Path, metavar="IN")
+    submit.add_argument("--config", type=Path, metavar="FILE")
+    submit.add_argument("--remove-text", choices=("auto", "on", "off"), default="auto")
+    submit.add_argument("--upscale-to", type=int, metavar="PX")
+
+    dev = sub.add_parser("dev", help="the local broker (Tansu) + object store (SeaweedFS)")
+    dev.add_argument("action", choices=("up", "down", "status"))
 
     sample = sub.add_parser("sample", help="generate a messy vendor upload (with ground truth)")
     sample.add_argument("out", type=Path, metavar="OUT")
@@ -139,9 +154,7 @@ def _out_dir(path: Path) -> Path:
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     files = _inputs(args.input, args.out)
     out = _out_dir(args.out)
-    if args.upscale_to is not None and not 64 <= args.upscale_to <= 16384:
-        raise UsageError("--upscale-to must be between 64 and 16384 pixels")
-    ops = Operations(remove_text=args.remove_text, upscale_to=args.upscale_to)
+    ops = _operations(args)
     with _progress(len(files), "pipeline") as progress:
         tick = _ticker(progress)
         run = asyncio.run(
@@ -229,7 +242,64 @@ def _cmd_sample(args: argparse.Namespace, settings: Settings) -> int:  # noqa: A
     return 0
 
 
+def _operations(args: argparse.Namespace) -> Operations:
+    if args.upscale_to is not None and not 64 <= args.upscale_to <= 16384:
+        raise UsageError("--upscale-to must be between 64 and 16384 pixels")
+    return Operations(remove_text=args.remove_text, upscale_to=args.upscale_to)
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.worker import run_worker  # noqa: PLC0415 - Kafka client only when needed
+
+    asyncio.run(run_worker(settings, [args.stage]))
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.worker import submit_files  # noqa: PLC0415 - Kafka client only when needed
+
+    files = _inputs(args.input)
+    ops = _operations(args)
+    submitted = asyncio.run(submit_files(files, settings, ops))
+    table = Table(title=f"submitted {len(submitted)} files to {settings.topic_prefix}uploaded")
+    table.add_column("input", overflow="fold")
+    table.add_column("image id")
+    for name, image_id in submitted:
+        table.add_row(name, image_id)
+    _out.print(table)
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from consumers.devstack import DevStack, DevStackConfig  # noqa: PLC0415
+
+    stack = DevStack(DevStackConfig.from_env())
+    if args.action == "up":
+        stack.up()
+        _err.print("local broker and object store are up; paste these lines into your shell:",
+                   highlight=False)
+        for line in stack.export_lines():
+            _out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return 0
+    if args.action == "down":
+        stack.down()
+        _out.print("local broker and object store are down", highlight=False)
+        return 0
+    table = Table(title="pixelgate dev status")
+    for column in ("service", "pid", "running", "ready", "address", "log"):
+        table.add_column(column, overflow="fold")
+    statuses = stack.status()
+    for st in statuses:
+        table.add_row(st.name, str(st.pid or "-"), "yes" if st.running else "no",
+                      "yes" if st.ready else "no", st.address, str(st.log))
+    _out.print(table)
+    return 0 if all(st.ready for st in statuses) else 1
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "worker": _cmd_worker,
+    "submit": _cmd_submit,
+    "dev": _cmd_dev,
     "run": _cmd_run,
     "preflight": _cmd_preflight,
     "detect-text": _tool("detect-text", tools.detect_text),
