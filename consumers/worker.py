@@ -50,17 +50,19 @@ async def prepare(settings: Settings, transport: KafkaTransport, store: S3Store)
 
 
 async def run_worker(
-    settings: Settings, stages: Sequence[str], stop: asyncio.Event | None = None
+    settings: Settings,
+    stages: Sequence[str],
+    stop: asyncio.Event | None = None,
+    *,
+    handle_signals: bool = True,
 ) -> None:
-    """Run ``stages`` until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    """Run ``stages`` until ``stop`` is set (or, with ``handle_signals``, SIGTERM/SIGINT)."""
     names = list(STAGE_NAMES) if list(stages) == ["all"] else list(stages)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
-            break
     transport = KafkaTransport(settings, client_id=f"pixelgate-{'-'.join(names)}")
     store = S3Store(settings)
     topics = TopicNames(settings.topic_prefix)
