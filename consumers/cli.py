@@ -283,7 +283,8 @@ def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG0
         return 0
     if args.action == "down":
         stack.down()
-        _out.print("local broker and object store are down", highlight=False)
+        _out.print(f"local broker and object store under {stack.config.data_dir} are down",
+                   highlight=False)
         return 0
     table = Table(title="pixelgate dev status")
     for column in ("service", "pid", "running", "ready", "address", "log"):
