@@ -195,10 +195,14 @@ class StageRunner(Generic[PayloadT]):
             BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
             loaded, failed = await self._load(batch.jobs)
             batch.dead.extend(failed)
-            outputs, failed = await self._process(loaded)
+            done, failed = await self._process(loaded)
             batch.dead.extend(failed)
+            outputs = [output for _, output in done]
             await self._store(outputs)
             await self._publish(outputs)
+            for record, output in done:
+                with self._bound(record):
+                    self.log.info("item_done", outcome=output.outcome)
         if batch.dead:
             await self._dead_letter(batch.dead)
         await self._retrying("commit", lambda: consumer.commit(records))
@@ -251,7 +255,7 @@ class StageRunner(Generic[PayloadT]):
 
     async def _process(
         self, loaded: list[tuple[Record, Loaded[PayloadT]]]
-    ) -> tuple[list[Output], list[tuple[Record, BaseException]]]:
+    ) -> tuple[list[tuple[Record, Output]], list[tuple[Record, BaseException]]]:
         if not loaded:
             return [], []
         items = [item for _, item in loaded]
@@ -267,17 +271,18 @@ class StageRunner(Generic[PayloadT]):
                 return [], [(loaded[0][0], exc)]
             # Isolate the failing item: retry one by one so its neighbours still go through.
             self.log.warning("batch_failed_isolating", error=repr(exc), size=len(items))
-            outputs, dead = [], []
+            done: list[tuple[Record, Output]] = []
+            dead: list[tuple[Record, BaseException]] = []
             for pair in loaded:
-                done, failed = await self._process([pair])
-                outputs.extend(done)
+                ok, failed = await self._process([pair])
+                done.extend(ok)
                 dead.extend(failed)
-            return outputs, dead
+            return done, dead
         finally:
             STAGE_SECONDS.labels(self.stage.name, "process").observe(time.perf_counter() - start)
         for output in outputs:
             ITEMS.labels(self.stage.name, output.outcome).inc()
-        return outputs, []
+        return [(record, output) for (record, _), output in zip(loaded, outputs, strict=True)], []
 
     async def _store(self, outputs: list[Output]) -> None:
         async def put(ref: ImageRef, data: bytes, content_type: str) -> None:
@@ -307,6 +312,8 @@ class StageRunner(Generic[PayloadT]):
         messages = []
         for record, exc in dead:
             ITEMS.labels(self.stage.name, "dlq").inc()
+            with self._bound(record):
+                self.log.warning("dead_lettered", error_class=type(exc).__name__)
             headers = (
                 ("source-topic", record.topic.encode()),
                 ("source-partition", str(record.partition).encode()),

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from consumers.errors import PoisonRecordError, StoreUnavailableError
 from consumers.runner import Loaded, Output, StageRunner, TopicNames, backoff_delays
@@ -232,3 +234,14 @@ async def test_foreign_exceptions_are_isolated_too(tmp_path: Path):
     assert len(transport.records(TOPICS.name(Topic.RESULTS))) == 2
     (dead,) = transport.records(TOPICS.name(Topic.DLQ))
     assert dict(dead.headers)["error-class"] == b"OddError"
+
+
+async def test_every_record_log_line_carries_its_context(tmp_path: Path):
+    transport = MemoryTransport()
+    await _publish(transport, [json.dumps({"n": 1}).encode(), b"bad"])
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        await _drain(_runner(EchoStage(), transport, FilesystemStore(tmp_path)), transport, 2)
+    per_record = [e for e in logs if e["event"] in {"item_done", "dead_lettered", "poison_record"}]
+    assert {e["event"] for e in per_record} == {"item_done", "dead_lettered", "poison_record"}
+    for entry in per_record:
+        assert {"image_id", "stage", "topic", "partition", "offset"} <= set(entry), entry
