@@ -48,6 +48,7 @@ __all__ = [
 _KEY_MAX = 1024
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _EXTENSION_RE = re.compile(r"^[a-z0-9]{1,20}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
 
@@ -104,7 +105,7 @@ class ImageRef(_Strict):
         segments = value.split("/")
         if any(seg in ("", ".", "..") for seg in segments):
             raise ValueError("object key must not contain empty, '.' or '..' segments")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        if _CONTROL_RE.search(value):
             raise ValueError("object key must not contain control characters")
         return value
 
