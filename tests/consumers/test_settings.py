@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,22 @@ def test_filesystem_store_refuses_escape_via_symlink(tmp_path: Path):
     (tmp_path / "out" / "link").symlink_to(tmp_path)
     with pytest.raises(PoisonRecordError):
         FilesystemStore(tmp_path).get(ImageRef(bucket="out", key="link/secret.txt"))
+
+
+def test_library_logs_are_json_and_repeats_are_throttled():
+    stream = io.BytesIO()
+    configure_logging("INFO", stream=stream)
+    try:
+        noisy = logging.getLogger("aiokafka.conn")
+        for _ in range(500):
+            noisy.error("Unable connect to node with id %s: %s", 111, "refused")
+    finally:
+        structlog.reset_defaults()
+        for handler in list(logging.getLogger().handlers):
+            if getattr(handler, "_pixelgate", False):
+                logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    refused = [line for line in lines if line["logger"] == "aiokafka.conn"]
+    assert len(refused) == 1  # 500 repeats inside the window become one line
+    assert refused[0]["level"] == "error"
+    assert "Unable connect to node with id 111" in refused[0]["event"]
