@@ -35,7 +35,6 @@ import http.client
 import json
 import os
 import platform
-import random
 import shutil
 import signal
 import socket
@@ -51,7 +50,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import consumers.embedded
 import consumers.worker
-from consumers.devstack import DevStack, DevStackConfig
+from consumers.devstack import DevStack, DevStackConfig, free_config
 from consumers.embedded import TERMINAL, InputFile, run_embedded
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
@@ -68,7 +67,6 @@ SESSION_MS = 6000
 HEARTBEAT_MS = 1000
 TIMEOUT_S = 900.0
 _HOST = "127.0.0.1"
-_BASE_RANGE = (15000, 22700)  # weed needs port_base + 0..7 and + 10007, below ephemeral ports
 _STATUS = {Topic.RESULTS: "done", Topic.REVIEW: "review", Topic.REJECTED: "rejected",
            Topic.DLQ: "failed"}
 
@@ -270,26 +268,11 @@ def _free_ports(count: int, host: str = _HOST) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((_HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def stack_config(data_dir: Path) -> DevStackConfig:
-    """A DevStackConfig on free 127.0.0.1 ports (as tests/integration/conftest.py picks them)."""
-    kafka_port, s3_port = _free_ports(2)
-    rng = random.Random()
-    for _ in range(200):
-        config = DevStackConfig(data_dir=data_dir, kafka_port=kafka_port, s3_port=s3_port,
-                                port_base=rng.randrange(*_BASE_RANGE))
-        if all(_port_free(p) for n, p in config.ports().items() if n.startswith("weed_")):
-            return config
-    raise RuntimeError("no free block of weed ports found")
+    """A DevStackConfig on free 127.0.0.1 ports."""
+    return free_config(data_dir)
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

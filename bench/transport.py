@@ -39,10 +39,8 @@ import contextlib
 import json
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,7 +58,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumers.devstack import DevStack, DevStackConfig
+from consumers.devstack import DevStack, DevStackConfig, free_config
 from consumers.errors import SourceMissingError
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
@@ -89,7 +87,6 @@ MAX_BATCH = 500
 MAX_WAIT_MS = 50
 RUN_TIMEOUT_S = 600.0
 _HOST = "127.0.0.1"
-_BASE_RANGE = (15000, 22700)  # weed needs port_base + 0..7 and + 10007, below ephemeral ports
 
 _children: list[subprocess.Popen[bytes]] = []  # system-under-test processes still to reap
 
@@ -301,34 +298,13 @@ def run_role(args: argparse.Namespace) -> None:
 # -- the parent: stack, fill, observe ----------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((_HOST, 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((_HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def stack_config(data_dir: Path) -> DevStackConfig:
-    """A DevStackConfig on free 127.0.0.1 ports (as tests/integration/conftest.py picks them)."""
-    kafka_port, s3_port = _free_ports(2)
-    rng = random.Random()
-    for _ in range(200):
-        config = DevStackConfig(data_dir=data_dir, kafka_port=kafka_port, s3_port=s3_port,
-                                port_base=rng.randrange(*_BASE_RANGE))
-        if all(_port_free(p) for n, p in config.ports().items() if n.startswith("weed_")):
-            return config
-    raise RuntimeError("no free block of weed ports found")
+    """A DevStackConfig on free 127.0.0.1 ports."""
+    return free_config(data_dir)
 
 
 def make_event(index: int) -> bytes:

@@ -38,6 +38,7 @@ import http.client
 import importlib.metadata
 import importlib.resources
 import os
+import random
 import re
 import shlex
 import signal
@@ -68,6 +69,7 @@ __all__ = [
     "DevStackConfig",
     "ServiceName",
     "ServiceStatus",
+    "free_config",
     "tansu_binary",
     "weed_binary",
 ]
@@ -744,3 +746,29 @@ def _tail(path: Path, offset: int) -> str:
         return f"(log unreadable: {exc})"
     lines = data.decode("utf-8", errors="replace").splitlines()[-_LOG_TAIL_LINES:]
     return "\n".join(lines) if lines else "(log is empty)"
+
+
+_FREE_BASE_RANGE = (15000, 22700)
+"""Where ``free_config`` looks for a block of SeaweedFS ports: ``port_base + 0..7`` and
+``port_base + 10007`` stay below the kernel's ephemeral range (32768+), where the ports picked
+by binding port 0 come from."""
+
+
+def free_config(data_dir: Path, rng: random.Random | None = None) -> DevStackConfig:
+    """A :class:`DevStackConfig` in ``data_dir`` on free 127.0.0.1 ports (tests, benchmarks)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(2)]
+        for sock in socks:
+            sock.bind((_HOST, 0))
+        kafka_port, s3_port = (sock.getsockname()[1] for sock in socks)
+    rng = rng or random.Random()
+    for _ in range(200):
+        config = DevStackConfig(
+            data_dir=data_dir,
+            kafka_port=kafka_port,
+            s3_port=s3_port,
+            port_base=rng.randrange(*_FREE_BASE_RANGE),
+        )
+        if all(_port_free(p) for name, p in config.ports().items() if name.startswith("weed_")):
+            return config
+    raise ConfigError("no free block of SeaweedFS ports found on 127.0.0.1")

@@ -10,52 +10,11 @@ free ports, for tests that start (or fail to start) a stack themselves.
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 
 import pytest
 
-from consumers.devstack import DevStack, DevStackConfig
-
-_HOST = "127.0.0.1"
-# port_base needs port_base + 0..7 and port_base + 10007; keep all of them below the kernel's
-# ephemeral range (32768+), where the ports picked by binding port 0 come from.
-_BASE_RANGE = (15000, 22700)
-
-
-def _listening_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports, by binding port 0 (all held until all are picked)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((_HOST, 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
-def _free_config(data_dir, rng: random.Random) -> DevStackConfig:
-    kafka_port, s3_port = _free_ports(2)
-    for _ in range(200):
-        config = DevStackConfig(
-            data_dir=data_dir,
-            kafka_port=kafka_port,
-            s3_port=s3_port,
-            port_base=rng.randrange(*_BASE_RANGE),
-        )
-        weed_ports = [p for name, p in config.ports().items() if name.startswith("weed_")]
-        if all(_listening_free(p) for p in weed_ports):
-            return config
-    raise RuntimeError("no free block of weed ports found")
+from consumers.devstack import DevStack, DevStackConfig, free_config
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +23,7 @@ def dev_config_factory(tmp_path_factory) -> Callable[[], DevStackConfig]:
     rng = random.Random()
 
     def make() -> DevStackConfig:
-        return _free_config(tmp_path_factory.mktemp("devstack"), rng)
+        return free_config(tmp_path_factory.mktemp("devstack"), rng)
 
     return make
 
