@@ -30,7 +30,6 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
-    TopicAlreadyExistsError,
 )
 from aiokafka.protocol.group import LeaveGroupRequest
 
@@ -122,8 +121,16 @@ class KafkaTransport:
                 if name not in existing
             ]
             if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):
+                try:
                     await admin.create_topics(wanted)
+                except KafkaError as exc:
+                    # Another worker may be creating the same topics right now (TopicAlreadyExists,
+                    # or an unknown error from Tansu in that race): fine if they exist afterwards.
+                    missing = {t.name for t in wanted} - set(await admin.list_topics())
+                    if missing:
+                        raise TransportUnavailableError(
+                            f"topics {sorted(missing)} not created: {exc!r}"
+                        ) from exc
                 _log.info("topics_created", topics=[t.name for t in wanted])
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
             raise TransportUnavailableError(f"cannot create topics: {exc!r}") from exc

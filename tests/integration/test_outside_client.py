@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from minio import Minio
 from PIL import Image
 from skimage import data
@@ -29,6 +30,18 @@ def _jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(data.chelsea()).resize((900, 600)).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+async def _wait_for_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while topic not in await admin.list_topics():
+            assert asyncio.get_running_loop().time() < deadline, f"{topic} never created"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 async def test_outside_client_gets_results_and_identical_duplicates(pixelgate_env, monkeypatch):
@@ -61,15 +74,19 @@ async def test_outside_client_gets_results_and_identical_duplicates(pixelgate_en
                  "sku": "sku123",
                  "operations": {"remove_text": "auto", "object_mask": None, "upscale_to": 1200}},
     }
-    producer = AIOKafkaProducer(bootstrap_servers=os.environ["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"],
-                                acks="all", enable_idempotence=False)
+    bootstrap = os.environ["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"]
     results = []
     try:
+        await _wait_for_topic(bootstrap, f"{prefix}uploaded")  # the workers create the topics
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                    enable_idempotence=False)
         await producer.start()
-        value = json.dumps(event).encode()
-        for _ in range(2):  # the marketplace retries: a duplicate upload event
-            await producer.send_and_wait(f"{prefix}uploaded", value, key=image_id.encode())
-        await producer.stop()
+        try:
+            value = json.dumps(event).encode()
+            for _ in range(2):  # the marketplace retries: a duplicate upload event
+                await producer.send_and_wait(f"{prefix}uploaded", value, key=image_id.encode())
+        finally:
+            await producer.stop()
         consumer = AIOKafkaConsumer(
             f"{prefix}results", f"{prefix}rejected", f"{prefix}review", f"{prefix}dlq",
             bootstrap_servers=os.environ["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"],
