@@ -141,15 +141,7 @@ async def embedded_run(files: Sequence[InputFile], out: Path, clock: StageClock)
 
 
 def kafka_settings(stack: DevStack, http_port: int) -> Settings:
-    env = stack.settings_env()
-    return Settings(
-        kafka_bootstrap_servers=env["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"],
-        s3_endpoint=env["PIXELGATE_S3_ENDPOINT"],
-        s3_access_key=env["PIXELGATE_S3_ACCESS_KEY"],
-        s3_secret_key=env["PIXELGATE_S3_SECRET_KEY"],
-        s3_region=env["PIXELGATE_S3_REGION"],
-        output_bucket=env["PIXELGATE_OUTPUT_BUCKET"],
-        upload_bucket=env["PIXELGATE_UPLOAD_BUCKET"],
+    return stack.settings(
         topic_prefix=f"kve{uuid.uuid4().hex[:8]}.",  # fresh topics and groups per run
         http_port=http_port,
         kafka_session_timeout_ms=SESSION_MS,

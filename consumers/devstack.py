@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import urllib3
 from minio import Minio
@@ -63,6 +63,7 @@ from consumers.errors import (
     TransportUnavailableError,
 )
 from consumers.logging import get_logger
+from consumers.settings import Settings
 
 __all__ = [
     "DevStack",
@@ -308,6 +309,14 @@ class DevStack:
             "PIXELGATE_OUTPUT_BUCKET": "pixelgate",
             "PIXELGATE_UPLOAD_BUCKET": "uploads",
         }
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings pointing at this stack (what ``export_lines`` prints), plus ``overrides``."""
+        values: dict[str, Any] = {
+            name.removeprefix("PIXELGATE_").lower(): value
+            for name, value in self.settings_env().items()
+        }
+        return Settings(**{**values, **overrides})
 
     def export_lines(self) -> list[str]:
         """``export NAME=value`` shell lines (values quoted) for :meth:`settings_env`."""

@@ -73,15 +73,7 @@ def _free_port() -> int:
 
 def _settings(stack: DevStack, prefix: str) -> Settings:
     """In-process settings (submit, observer, store checks) for ``stack`` under ``prefix``."""
-    env = stack.settings_env()
-    return Settings(
-        kafka_bootstrap_servers=env["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"],
-        s3_endpoint=env["PIXELGATE_S3_ENDPOINT"],
-        s3_access_key=env["PIXELGATE_S3_ACCESS_KEY"],
-        s3_secret_key=env["PIXELGATE_S3_SECRET_KEY"],
-        s3_region=env["PIXELGATE_S3_REGION"],
-        output_bucket=env["PIXELGATE_OUTPUT_BUCKET"],
-        upload_bucket=env["PIXELGATE_UPLOAD_BUCKET"],
+    return stack.settings(
         topic_prefix=prefix,
         http_port=0,
         kafka_session_timeout_ms=SESSION_TIMEOUT_MS,

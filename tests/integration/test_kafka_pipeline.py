@@ -26,15 +26,7 @@ TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)
 
 @pytest.fixture
 def kafka_settings(dev_stack) -> Settings:
-    env = dev_stack.settings_env()
-    return Settings(
-        kafka_bootstrap_servers=env["PIXELGATE_KAFKA_BOOTSTRAP_SERVERS"],
-        s3_endpoint=env["PIXELGATE_S3_ENDPOINT"],
-        s3_access_key=env["PIXELGATE_S3_ACCESS_KEY"],
-        s3_secret_key=env["PIXELGATE_S3_SECRET_KEY"],
-        s3_region=env["PIXELGATE_S3_REGION"],
-        output_bucket=env["PIXELGATE_OUTPUT_BUCKET"],
-        upload_bucket=env["PIXELGATE_UPLOAD_BUCKET"],
+    return dev_stack.settings(
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.",  # a fresh set of topics and groups per test
         http_port=0,
         kafka_session_timeout_ms=6000,
