@@ -49,6 +49,7 @@ __all__ = [
     "image_id_for",
     "run_embedded",
     "safe_name",
+    "uploaded_message",
     "vendor_sku",
 ]
 
@@ -87,6 +88,27 @@ def image_id_for(name: str, data: bytes) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{name}\0{digest}"))
 
 
+def uploaded_message(
+    topics: TopicNames, image_id: str, ref: ImageRef, name: str, ops: Operations, source: str
+) -> Message:
+    """The ``uploaded`` record for a file called ``name`` stored at ``ref`` (vendor and SKU come
+    from a ``vendor/sku/file`` path)."""
+    vendor, sku = vendor_sku(name)
+    event = UploadedEvent(
+        id=image_id,
+        source=source,
+        subject=image_id,
+        time=datetime.now(UTC),
+        data=UploadedData(image=ref, vendor_id=vendor, sku=sku, operations=ops),
+    )
+    return Message(
+        topics.name(Topic.UPLOADED),
+        image_id,
+        event.model_dump_json().encode(),
+        (("content-type", b"application/cloudevents+json"),),
+    )
+
+
 def safe_name(name: str) -> str:
     """A file name safe inside an object key (letters, digits, ".", "_", "-")."""
     base = _UNSAFE.sub("_", Path(name).name).strip("._") or "file"
@@ -120,16 +142,8 @@ async def run_embedded(
         ref = ImageRef(bucket=settings.upload_bucket,
                        key=f"embedded/{image_id}/{safe_name(item.name)}")
         store.put(ref, data, "application/octet-stream")
-        vendor, sku = vendor_sku(item.name)
-        event = UploadedEvent(
-            id=image_id,
-            source="pixelgate/embedded",
-            subject=image_id,
-            time=datetime.now(UTC),
-            data=UploadedData(image=ref, vendor_id=vendor, sku=sku, operations=ops),
-        )
         uploads.append(
-            Message(topics.name(Topic.UPLOADED), image_id, event.model_dump_json().encode())
+            uploaded_message(topics, image_id, ref, item.name, ops, "pixelgate/embedded")
         )
     await transport.publish(uploads)
 

@@ -101,11 +101,22 @@ def _out_path(out: Path, name: str) -> Path:
     return target
 
 
+Tick = Callable[[], None]
+
+
+def _done(
+    summary: ToolSummary, out: Path, name: str, png: bytes, tick: Tick, **extra: Any
+) -> None:
+    """Write ``OUT/<name>.png``, record the file as done and advance the progress bar."""
+    target = _out_path(out, name)
+    target.write_bytes(png)
+    summary.add(name, "done", target.relative_to(out).as_posix(), **extra)
+    tick()
+
+
 def _reasons(result: PreflightResult) -> list[dict[str, str]]:
     return [{"code": c.value, "text": c.text} for c in result.reasons]
 
-
-Tick = Callable[[], None]
 
 
 def _each_image(
@@ -165,11 +176,8 @@ def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         for item, result in zip(kept, detector(images), strict=True):
-            target = _out_path(out, item.name)
-            target.write_bytes(encode_mask(result.mask))
-            summary.add(item.name, "done", target.relative_to(out).as_posix(),
-                        text_lines=len(result.boxes), coverage=round(result.coverage, 5))
-            tick()
+            _done(summary, out, item.name, encode_mask(result.mask), tick,
+                  text_lines=len(result.boxes), coverage=round(result.coverage, 5))
     return summary
 
 
@@ -181,11 +189,8 @@ def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         masks = [r.mask for r in detector(images)]
         for item, edited, mask in zip(kept, inpainter(images, masks), masks, strict=True):
-            target = _out_path(out, item.name)
-            target.write_bytes(encode_png(edited))
-            summary.add(item.name, "done", target.relative_to(out).as_posix(),
-                        masked=round(float((mask > 0).mean()), 5))
-            tick()
+            _done(summary, out, item.name, encode_png(edited), tick,
+                  masked=round(float((mask > 0).mean()), 5))
     return summary
 
 
@@ -207,10 +212,7 @@ def inpaint(files: Sequence[InputFile], masks: Path, out: Path, tick: Tick) -> T
             continue
         edited = inpainter([r[1] for r in ready], [r[2] for r in ready])
         for (item, _, _), result in zip(ready, edited, strict=True):
-            target = _out_path(out, item.name)
-            target.write_bytes(encode_png(result))
-            summary.add(item.name, "done", target.relative_to(out).as_posix())
-            tick()
+            _done(summary, out, item.name, encode_png(result), tick)
     return summary
 
 
@@ -220,9 +222,6 @@ def upscale(files: Sequence[InputFile], scale: int, out: Path, tick: Tick) -> To
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         for item, result in zip(kept, upscaler(images, scale=scale), strict=True):
-            target = _out_path(out, item.name)
-            target.write_bytes(encode_png(result))
-            summary.add(item.name, "done", target.relative_to(out).as_posix(),
-                        size=f"{result.shape[1]}x{result.shape[0]}")
-            tick()
+            _done(summary, out, item.name, encode_png(result), tick,
+                  size=f"{result.shape[1]}x{result.shape[0]}")
     return summary

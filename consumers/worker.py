@@ -11,9 +11,8 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
-from consumers.embedded import InputFile, image_id_for, safe_name, vendor_sku
+from consumers.embedded import InputFile, image_id_for, safe_name, uploaded_message, vendor_sku
 from consumers.errors import RetriableError
 from consumers.health import HealthServer
 from consumers.kafka import KafkaTransport
@@ -22,8 +21,7 @@ from consumers.runner import StageRunner, TopicNames, backoff_delays
 from consumers.s3 import S3Store
 from consumers.settings import Settings
 from consumers.stages import STAGE_NAMES, build_stages
-from consumers.transport import Message
-from schemas.events import ImageRef, Operations, Topic, UploadedData, UploadedEvent
+from schemas.events import ImageRef, Operations, Topic
 
 __all__ = ["prepare", "run_worker", "submit_files"]
 
@@ -118,16 +116,8 @@ async def submit_files(
                 key=f"{vendor}/{sku}/{image_id}/{safe_name(item.name)}",
             )
             await loop.run_in_executor(None, store.put, ref, data, "application/octet-stream")
-            event = UploadedEvent(
-                id=image_id,
-                source="pixelgate/submit",
-                subject=image_id,
-                time=datetime.now(UTC),
-                data=UploadedData(image=ref, vendor_id=vendor, sku=sku, operations=operations),
-            )
             messages.append(
-                Message(topics.name(Topic.UPLOADED), image_id, event.model_dump_json().encode(),
-                        (("content-type", b"application/cloudevents+json"),))
+                uploaded_message(topics, image_id, ref, item.name, operations, "pixelgate/submit")
             )
             submitted.append((item.name, image_id))
         await transport.publish(messages)
