@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import tempfile
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import exit_on_sigterm
 
 import consumers.embedded
 import consumers.worker
@@ -365,8 +365,6 @@ async def bench(args: argparse.Namespace, stack: DevStack, work: Path) -> dict[s
     return {"images": len(files), "repeats": repeats, "warmup_s": warmup_s, "runs": runs}
 
 
-def _raise_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main() -> None:
@@ -377,7 +375,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0, help="images (default 24)")
     parser.add_argument("--repeats", type=int, default=0, help="runs per mode (default 3)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _raise_exit)  # run the cleanup in `finally` on SIGTERM too
+    exit_on_sigterm()  # run the cleanup in `finally` on SIGTERM too
     configure_logging("WARNING")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

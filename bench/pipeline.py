@@ -14,9 +14,9 @@ import io
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
+from common import median_seconds
 from PIL import Image, ImageOps
 
 from consumers.embedded import run_embedded
@@ -35,14 +35,6 @@ def baseline_decode(data: bytes) -> tuple[int, int]:
         return upright.size
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` runs."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -58,8 +50,8 @@ def main() -> None:
     blobs = [p.read_bytes() for p in ok]
 
     preflight = Preflight()
-    ours_s = timed(lambda: preflight(blobs), args.repeats)
-    base_s = timed(lambda: [baseline_decode(b) for b in blobs], args.repeats)
+    ours_s = median_seconds(lambda: preflight(blobs), args.repeats)
+    base_s = median_seconds(lambda: [baseline_decode(b) for b in blobs], args.repeats)
 
     files = collect_inputs(sample / "upload")
     runs = []

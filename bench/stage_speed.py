@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from common import median_seconds
 from skimage import data
 
 from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight
 from processors.text import TextDetector
 from processors.upscale import Upscaler
-
-
-def median_s(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -46,17 +36,19 @@ def main() -> None:
     png = cv2.imencode(".png", image[:, :, ::-1])[1].tobytes()
     small = np.ascontiguousarray(cv2.resize(image, (500, 500)))
     rows = {
-        "preflight (PNG bytes -> RGB8)": median_s(lambda: Preflight()([png]), args.repeats),
-        "text detection": median_s(lambda: TextDetector()([image]), args.repeats),
-        "inpaint telea (6% mask)": median_s(lambda: Inpainter()([image], [mask]), args.repeats),
-        "inpaint ns (6% mask)": median_s(
+        "preflight (PNG bytes -> RGB8)": median_seconds(lambda: Preflight()([png]), args.repeats),
+        "text detection": median_seconds(lambda: TextDetector()([image]), args.repeats),
+        "inpaint telea (6% mask)": median_seconds(
+            lambda: Inpainter()([image], [mask]), args.repeats
+        ),
+        "inpaint ns (6% mask)": median_seconds(
             lambda: Inpainter(InpaintConfig(method="ns"))([image], [mask]), args.repeats
         ),
-        "upscale x2 lanczos (per output MP)": median_s(
+        "upscale x2 lanczos (per output MP)": median_seconds(
             lambda: Upscaler()([small], scale=2), args.repeats
         )
         * (1.0 / (1000 * 1000 / 1e6)),
-        "baseline: cv2 bicubic x2 (per output MP)": median_s(
+        "baseline: cv2 bicubic x2 (per output MP)": median_seconds(
             lambda: cv2.resize(small, (1000, 1000), interpolation=cv2.INTER_CUBIC), args.repeats
         ),
     }

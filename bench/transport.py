@@ -57,6 +57,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import exit_on_sigterm
 
 from consumers.devstack import DevStack, DevStackConfig, free_config
 from consumers.errors import SourceMissingError
@@ -599,8 +600,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _raise_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main() -> None:
@@ -623,7 +622,7 @@ def main() -> None:
     if args.role:
         run_role(args)
         return
-    signal.signal(signal.SIGTERM, _raise_exit)  # run the cleanup in `finally` on SIGTERM too
+    exit_on_sigterm()  # run the cleanup in `finally` on SIGTERM too
     main_parent(args)
 
 
