@@ -108,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(getattr(args, "config", None))
-        configure_logging(settings.log_level)
+        # Laptop commands show a progress bar and a summary, so per-item lines would only be
+        # noise there: they log warnings and errors. Services log at PIXELGATE_LOG_LEVEL.
+        service = args.command in {"worker", "submit", "dev"}
+        configure_logging(settings.log_level if service else "WARNING")
         get_logger("cli").debug("settings", settings=settings.as_dict())
         return _COMMANDS[args.command](args, settings)
     except (UsageError, ConfigError, FileNotFoundError, NotADirectoryError) as exc:
