@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.errors import ConfigError
@@ -50,6 +50,17 @@ class GateKnobs(BaseModel):
     )
     min_upscale_psnr: float = Field(
         default=30.0, description="Upscale consistency: output downscaled vs input, dB."
+    )
+    max_texture_ratio: float = Field(
+        default=2.0, gt=0.0,
+        description="No worse than the input: an inpainted region may be busier (fine detail)"
+        " than its surroundings by up to this factor, or as busy as it was before the edit,"
+        " whichever is more (noise or garbage fails).",
+    )
+    max_detail_ratio: float = Field(
+        default=1.5, gt=0.0,
+        description="No worse than the input: fine detail of an upscale shrunk back, over the"
+        " input's (noise and ringing raise it).",
     )
 
 
@@ -95,12 +106,36 @@ class Settings(BaseSettings):
         default_factory=dict, description="Per-stage overrides of `batch`, by stage name."
     )
     gates: GateKnobs = Field(default_factory=GateKnobs)
+    vendor_gates: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per-vendor overrides of `gates`, by vendor id (only the fields given).",
+    )
     preflight: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the preflight policy's defaults."
     )
     vendor_preflight: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-vendor preflight overrides, by vendor id."
     )
+
+    @model_validator(mode="after")
+    def _check_vendor_gates(self) -> Settings:
+        for vendor, override in self.vendor_gates.items():
+            try:
+                self.gates_for(vendor)
+            except ValidationError as exc:
+                fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
+                raise ValueError(
+                    f"vendor_gates.{vendor}: bad gate field(s) {fields}; known fields: "
+                    f"{', '.join(GateKnobs.model_fields)} (got {sorted(override)})"
+                ) from None
+        return self
+
+    def gates_for(self, vendor_id: str) -> GateKnobs:
+        """The gate thresholds for ``vendor_id``: ``gates`` with its ``vendor_gates`` applied."""
+        override = self.vendor_gates.get(vendor_id)
+        if not override:
+            return self.gates
+        return GateKnobs(**{**self.gates.model_dump(), **override})
 
     def knobs(self, stage: str) -> BatchKnobs:
         """The batching knobs of ``stage``."""

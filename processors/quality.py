@@ -9,9 +9,11 @@ All functions are pure and deterministic over HWC uint8 RGB images (regions are 
   255): the reference implementation the literature's figures come from, so our numbers compare
   with published ones. Its full map is averaged over the region, border windows included.
 - :func:`measure_edits`: preservation outside the grown mask (should be lossless: PSNR inf,
-  SSIM 1) and the seam score at the mask boundary (see :func:`seam_score`).
+  SSIM 1), the seam score at the mask boundary (see :func:`seam_score`), and how busy the
+  filled region is relative to its surroundings before and after (:func:`texture_ratio`), for
+  the "no worse than the input" gate.
 - :func:`measure_upscales`: the output shrunk back to the input size (area averaging) against
-  the input.
+  the input, and its fine detail relative to the input's (:func:`detail_level`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ __all__ = [
     "measure_edits",
     "measure_upscales",
     "psnr",
+    "detail_level",
     "seam_score",
     "ssim",
+    "texture_ratio",
 ]
 
 PSNR_CAP = 99.0
@@ -47,6 +51,10 @@ SSIM_WINDOW = 7
 SEAM_CONTEXT_FLOOR = 2.0
 """Least context gradient (luminance levels per px) the seam score divides by, so that a flat
 background does not turn a faint step into a huge score."""
+
+TEXTURE_FLOOR = 1.0
+"""Least ring detail (mean absolute Laplacian, luminance levels) :func:`texture_ratio` divides
+by, so a perfectly flat background does not turn faint noise into a huge ratio."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -118,6 +126,34 @@ def seam_score(edited: Image, mask: Mask) -> float:
     return max(0.0, at_boundary - around) / max(around, SEAM_CONTEXT_FLOOR)
 
 
+def detail_level(image: Image, region: Mask | None = None) -> float:
+    """Fine detail: the mean absolute 3x3 Laplacian of the luminance (levels), over ``region``.
+
+    Noise, ringing and hallucinated texture raise it; blur lowers it. 0 for a flat image.
+    """
+    checked = check_image(image)
+    laplace = np.abs(cv2.Laplacian(_luma(checked), cv2.CV_64F, ksize=1,
+                                   borderType=cv2.BORDER_REPLICATE))
+    if region is None:
+        return float(laplace.mean())
+    inside = check_mask(region, checked.shape[:2], "region") > 0
+    return float(laplace[inside].mean()) if inside.any() else 0.0
+
+
+def texture_ratio(image: Image, mask: Mask) -> float:
+    """Detail inside ``mask`` over detail in the ring 3 to 7 px outside it (:func:`detail_level`,
+    the ring floored at :data:`TEXTURE_FLOOR`): about 1 where a fill matches its surroundings,
+    below 1 for a smooth fill, far above 1 for noise or for text still in place. 0 for an empty
+    mask or a mask with no ring around it."""
+    checked = check_image(image)
+    selected = check_mask(mask, checked.shape[:2], "mask")
+    ring = (dilate_mask(selected, 7) > 0) & ~(dilate_mask(selected, 2) > 0)
+    if not selected.any() or not ring.any():
+        return 0.0
+    ring_mask = np.where(ring, np.uint8(255), np.uint8(0)).astype(np.uint8)
+    return detail_level(checked, selected) / max(detail_level(checked, ring_mask), TEXTURE_FLOOR)
+
+
 @dataclass(frozen=True)
 class EditMetrics:
     """How an edit (inpainting) measures against its original."""
@@ -132,6 +168,11 @@ class EditMetrics:
     gradients twice the surrounding ones."""
     mask_fraction: float
     """Fraction of the image inside the grown mask (the pixels the edit may change)."""
+    texture_in: float
+    """:func:`texture_ratio` of the grown mask in the original (text in place scores high)."""
+    texture_out: float
+    """:func:`texture_ratio` of the grown mask in the edited image: the gate fails an edit that
+    leaves the region busier than it was (noise, garbage) — "no worse than the input"."""
 
     def to_dict(self) -> dict[str, float | None]:
         """JSON-safe figures: ``inf`` PSNR becomes :data:`PSNR_CAP` (99.0); ``nan`` becomes None."""
@@ -148,6 +189,9 @@ class UpscaleMetrics:
     """Luminance SSIM of the same pair."""
     scale: float
     """Output long side over input long side."""
+    detail_ratio: float
+    """:func:`detail_level` of the output shrunk back over that of the input: about 1 for a
+    faithful upscale, far above 1 when the model added noise ("no worse than the input")."""
 
     def to_dict(self) -> dict[str, float | None]:
         """JSON-safe figures: ``inf`` PSNR becomes :data:`PSNR_CAP` (99.0); ``nan`` becomes None."""
@@ -185,6 +229,8 @@ def measure_edits(
                 ssim_outside=ssim(ref, out, clear),
                 seam=seam_score(out, grown),
                 mask_fraction=float(np.count_nonzero(grown)) / float(grown.size),
+                texture_in=texture_ratio(ref, grown),
+                texture_out=texture_ratio(out, grown),
             )
         )
     return results
@@ -212,6 +258,7 @@ def measure_upscales(inputs: Sequence[Image], outputs: Sequence[Image]) -> list[
                 consistency_psnr=psnr(small, back),
                 consistency_ssim=ssim(small, back),
                 scale=max(large.shape[:2]) / max(height, width),
+                detail_ratio=detail_level(back) / max(detail_level(small), TEXTURE_FLOOR),
             )
         )
     return results

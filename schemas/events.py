@@ -22,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from schemas.reasons import ReasonCode
 
 __all__ = [
+    "BREAKER_CONTROL_TYPE",
     "TOPIC_DATA",
+    "BreakerControlData",
     "BreakerData",
     "CloudEvent",
     "ImageRef",
@@ -248,8 +250,13 @@ class ReviewData(_Strict):
     stage: str
     reasons: list[Reason] = Field(min_length=1)
     original: ImageRef
-    candidate: ImageRef | None = None
+    candidate: ImageRef | None = Field(
+        default=None, description="The edit that failed its gate; null when none was made."
+    )
     mask: ImageRef | None = None
+    figures: dict[str, float | None] = Field(
+        default_factory=dict, description="The gate's figures for this stage (see metrics)."
+    )
     trail: Trail
 
 
@@ -262,6 +269,9 @@ class MetricsData(_Strict):
     figures: dict[str, float | None] = Field(default_factory=dict)
     latency_ms: float
     batch_size: int = Field(ge=1)
+    trial: bool = Field(
+        default=False, description="Admitted as a half-open trial of the circuit breaker."
+    )
 
 
 class BreakerData(_Strict):
@@ -273,6 +283,22 @@ class BreakerData(_Strict):
     to_state: str
     window: dict[str, float] = Field(default_factory=dict)
     reason: str
+
+
+BREAKER_CONTROL_TYPE = "pixelgate.breaker.control.v1"
+"""CloudEvents ``type`` of operator commands on the ``breaker`` topic (beside transitions)."""
+
+
+class BreakerControlData(_Strict):
+    """``data`` of ``pixelgate.breaker.control.v1``: an operator's command that every replica of
+    the stage obeys (``pixelgate breaker force-open|disable|reset``)."""
+
+    stage: str
+    vendor_id: str | None = Field(
+        default=None, description="The vendor scope; null = the stage's shared breaker."
+    )
+    action: Literal["force_open", "disable", "reset"]
+    reason: str = Field(default="", max_length=1000, description="Why, for the audit trail.")
 
 
 DataT = TypeVar("DataT", bound=BaseModel)

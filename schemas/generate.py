@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.events import TOPIC_DATA, CloudEvent, Topic, UploadedEvent
+from schemas.events import (
+    BREAKER_CONTROL_TYPE,
+    TOPIC_DATA,
+    BreakerControlData,
+    CloudEvent,
+    Topic,
+    UploadedEvent,
+)
 
 __all__ = ["JSON_DIR", "render_all", "schema_for", "write_all"]
 
@@ -32,12 +39,23 @@ def schema_for(topic: Topic) -> dict[str, Any]:
     return schema
 
 
+def control_schema() -> dict[str, Any]:
+    """The JSON Schema of a breaker control command (the second event type on ``breaker``)."""
+    schema = CloudEvent[BreakerControlData].model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://pixelgate.dev/schemas/breaker.control.v1.json"
+    schema["title"] = BREAKER_CONTROL_TYPE
+    return schema
+
+
 def render_all() -> dict[str, str]:
-    """File name -> file text, for every topic with a data model."""
-    return {
+    """File name -> file text, for every topic with a data model (plus breaker control)."""
+    files = {
         f"{topic.value}.json": json.dumps(schema_for(topic), indent=2, sort_keys=True) + "\n"
         for topic in TOPIC_DATA
     }
+    files["breaker-control.json"] = json.dumps(control_schema(), indent=2, sort_keys=True) + "\n"
+    return files
 
 
 def write_all(directory: Path = JSON_DIR) -> list[Path]:

@@ -2,3 +2,5 @@
 
 Data only: the files here are read with :mod:`importlib.resources` by the processors.
 """
+
+__all__: list[str] = []
