@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--remove-text", choices=("auto", "on", "off"), default="auto")
     submit.add_argument("--upscale-to", type=int, metavar="PX")
 
+    breaker = sub.add_parser(
+        "breaker", help="circuit breakers: show states and windows, or command every replica"
+    )
+    breaker.add_argument("action", choices=("status", "force-open", "disable", "reset"))
+    breaker.add_argument("--stage", choices=("inpaint", "upscale"),
+                         help="the stage (required except for status)")
+    breaker.add_argument("--vendor", metavar="V", help="a vendor's breaker (per-vendor policy)")
+    breaker.add_argument("--reason", default="", metavar="TEXT", help="why, for the audit trail")
+    breaker.add_argument("--config", type=Path, metavar="FILE")
+
     dev = sub.add_parser("dev", help="the local broker (Tansu) + object store (SeaweedFS)")
     dev.add_argument("action", choices=("up", "down", "status"))
 
@@ -110,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         # Laptop commands show a progress bar and a summary, so per-item lines would only be
         # noise there: they log warnings and errors. Services log at PIXELGATE_LOG_LEVEL.
-        service = args.command in {"worker", "submit", "dev"}
+        service = args.command in {"worker", "submit", "dev", "breaker"}
         configure_logging(settings.log_level if service else "WARNING")
         get_logger("cli").debug("settings", settings=settings.as_dict())
         return _COMMANDS[args.command](args, settings)
@@ -163,7 +173,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         run = asyncio.run(
             run_embedded(files, out, settings, operations=ops, on_terminal=lambda _n, _s: tick())
         )
-    jsonl, html = write_reports(out, run.rows, elapsed_s=run.elapsed_s)
+    jsonl, html = write_reports(out, run.rows, elapsed_s=run.elapsed_s,
+                                transitions=run.transitions)
     statuses = Counter(str(r.record["status"]) for r in run.rows)
     table = Table(title=f"pixelgate run: {len(run.rows)} files in {run.elapsed_s:.1f} s")
     table.add_column("status")
@@ -273,6 +284,53 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.worker import (  # noqa: PLC0415 - Kafka client only when needed
+        read_breaker_states,
+        send_breaker_command,
+    )
+
+    if args.action != "status":
+        if args.stage is None:
+            raise UsageError(f"breaker {args.action} needs --stage (inpaint or upscale)")
+        if args.stage not in settings.breakers:
+            raise UsageError(f"stage {args.stage} has no circuit breaker in these settings")
+        if args.vendor is not None and not settings.breakers[args.stage].per_vendor:
+            raise UsageError(
+                f"the {args.stage} breaker is not per vendor (breakers.{args.stage}.per_vendor "
+                "is false); leave out --vendor"
+            )
+        action = args.action.replace("-", "_")
+        asyncio.run(send_breaker_command(settings, args.stage, action, vendor_id=args.vendor,
+                                         reason=args.reason))
+        _err.print(f"sent {action} for {args.stage}/{args.vendor or 'all vendors'}; every "
+                   "replica applies it when it reads the breaker topic", highlight=False)
+    feed = asyncio.run(read_breaker_states(settings))
+    table = Table(title=f"circuit breakers ({settings.topic_prefix}metrics)")
+    for column in ("stage", "vendor", "state", "calls", "failures", "failure rate",
+                   "slow rate", "last change"):
+        table.add_column(column, overflow="fold")
+    last = {t.scope: t for t in feed.transitions}
+    for status in feed.board.snapshots():
+        (stage, vendor), state, snap = status.scope, status.state, status.snapshot
+        if args.stage is not None and stage != args.stage:
+            continue
+        if args.vendor is not None and vendor != args.vendor:
+            continue
+        change = last.get(status.scope)
+        table.add_row(
+            stage, vendor or "all", str(state), str(snap.calls), str(snap.failures),
+            _rate(snap.failure_rate), _rate(snap.slow_call_rate),
+            f"{change.from_state} → {change.to_state}: {change.reason}" if change else "-",
+        )
+    _out.print(table)
+    return 0
+
+
+def _rate(value: float) -> str:
+    return "-" if value < 0 else f"{value:.1f} %"
+
+
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
     from consumers.devstack import DevStack, DevStackConfig  # noqa: PLC0415
 
@@ -304,6 +362,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "worker": _cmd_worker,
     "submit": _cmd_submit,
     "dev": _cmd_dev,
+    "breaker": _cmd_breaker,
     "run": _cmd_run,
     "preflight": _cmd_preflight,
     "detect-text": _tool("detect-text", tools.detect_text),

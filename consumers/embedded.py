@@ -24,7 +24,9 @@ from typing import Any
 
 import orjson
 
-from consumers.report import ReportRow
+from consumers.breaker import BreakerBoard, Transition
+from consumers.breaker_feed import BreakerFeed
+from consumers.report import BreakerTransition, ReportRow
 from consumers.runner import StageRunner, TopicNames
 from consumers.settings import Settings
 from consumers.stages import build_stages
@@ -80,6 +82,8 @@ class EmbeddedRun:
     """Wall time of the run."""
     transport: MemoryTransport
     """The in-memory broker, with every topic's records (for inspection and tests)."""
+    transitions: list[BreakerTransition]
+    """Every circuit-breaker transition during the run, in order."""
 
 
 def image_id_for(name: str, data: bytes) -> str:
@@ -148,6 +152,11 @@ async def run_embedded(
     await transport.publish(uploads)
 
     stop = asyncio.Event()
+    # The same gates and circuit breaker as the Kafka workers: the feed reads the in-memory
+    # metrics topic and publishes transitions on the in-memory breaker topic.
+    board = BreakerBoard(settings.breakers, clock=time.time)
+    feed = BreakerFeed(board, transport=transport, topics=topics, group="pixelgate-breaker",
+                       source="pixelgate/embedded")
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
         runners = [
             StageRunner(
@@ -159,9 +168,10 @@ async def run_embedded(
                 knobs=settings.knobs(stage.name),
                 executor=executor,
             )
-            for stage in build_stages(settings)
+            for stage in build_stages(settings, board=board)
         ]
         tasks = [asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners]
+        tasks.append(asyncio.create_task(feed.run(stop), name="breaker"))
         terminal = await _await_terminal(transport, topics, set(by_id), by_id, tasks, on_terminal)
         stop.set()
         await asyncio.gather(*tasks)
@@ -170,9 +180,25 @@ async def run_embedded(
         shutil.rmtree(images)  # ours: rebuilt on every run so reruns are comparable
     used: set[Path] = set()
     ordered = sorted(terminal.items(), key=lambda pair: by_id[pair[0]].name)
-    rows = [_row(by_id[i], rec, topics, store, out, used) for i, rec in ordered]
+    keys = (settings.output_bucket, settings.output_prefix.strip("/"))
+    rows = [_row(by_id[i], rec, topics, store, out, used, keys) for i, rec in ordered]
     rows.sort(key=lambda r: str(r.record["input"]))
-    return EmbeddedRun(rows, time.perf_counter() - started, transport)
+    transitions = [_transition(t) for t in feed.transitions]
+    return EmbeddedRun(rows, time.perf_counter() - started, transport, transitions)
+
+
+def _transition(transition: Transition) -> BreakerTransition:
+    stage, vendor = transition.scope
+    rate = transition.snapshot.failure_rate
+    return BreakerTransition(
+        stage=stage,
+        vendor=vendor,
+        from_state=str(transition.from_state),
+        to_state=str(transition.to_state),
+        at=datetime.fromtimestamp(transition.at, UTC).isoformat(timespec="seconds"),
+        failure_rate=rate / 100.0 if rate >= 0 else None,
+        reason=transition.reason,
+    )
 
 
 def vendor_sku(name: str) -> tuple[str, str]:
@@ -223,6 +249,7 @@ def _row(
     store: FilesystemStore,
     out: Path,
     used: set[Path],
+    keys: tuple[str, str],
 ) -> ReportRow:
     topic = topics.topic(record.topic)
     status = _STATUS[topic]
@@ -255,7 +282,9 @@ def _row(
         timings = dict(trail.timings_ms)
         if isinstance(data, RejectedData | ReviewData):
             reasons = [r.model_dump(mode="json") for r in data.reasons]
-        before = _existing(store, _sibling(data, "preflight.png"))
+        before = _existing(
+            store, ImageRef(bucket=keys[0], key=f"{keys[1]}/{record.key}/preflight.png")
+        )
         if isinstance(data, ResultData):
             final = store.path(data.image)
             output_path = _export(final, item.name, out, used)
@@ -276,15 +305,6 @@ def _row(
     }
     return ReportRow(record=record_out, before=before, after=after, mask=mask,
                      candidate=candidate)
-
-
-def _sibling(data: Any, name: str) -> ImageRef | None:
-    """The object ``name`` beside the item's outputs, derived from any output ref it carries."""
-    ref = getattr(data, "image", None) or getattr(data, "candidate", None)
-    if ref is None:
-        return None
-    prefix = ref.key.rsplit("/", 1)[0]
-    return ImageRef(bucket=ref.bucket, key=f"{prefix}/{name}")
 
 
 def _existing(store: FilesystemStore, ref: ImageRef | None) -> Path | None:

@@ -5,7 +5,9 @@
     PixelgateError                 retriable = False
     ├── RetriableError             retriable = True   (retry with bounded, jittered backoff)
     │   ├── StoreUnavailableError       the object store did not answer
-    │   └── TransportUnavailableError   the broker did not answer
+    │   ├── TransportUnavailableError   the broker did not answer
+    │   └── BreakerOpenError            the stage's circuit breaker is open and its policy is
+    │                                   "pause": hold the batch, retry once it half-opens
     └── PermanentError             retriable = False  (dead-letter the record, never block)
         ├── PoisonRecordError           invalid JSON, schema violation, unsafe key
         ├── SourceMissingError          the referenced object does not exist
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BreakerOpenError",
     "ConfigError",
     "PermanentError",
     "PixelgateError",
@@ -46,6 +49,11 @@ class StoreUnavailableError(RetriableError):
 
 class TransportUnavailableError(RetriableError):
     """The broker did not answer, or refused a request it may accept later."""
+
+
+class BreakerOpenError(RetriableError):
+    """The stage's circuit breaker is open and its policy pauses the stage: the runner holds the
+    batch uncommitted (Kafka partitions paused) and retries it with backoff."""
 
 
 class PermanentError(PixelgateError):

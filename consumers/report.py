@@ -126,6 +126,10 @@ class BreakerTransition:
     """When, as an ISO 8601 timestamp."""
     failure_rate: float | None
     """The window's failure rate (0..1) that caused it; ``None`` for manual transitions."""
+    vendor: str | None = None
+    """The vendor scope, for per-vendor breakers; ``None`` = the stage's shared breaker."""
+    reason: str = ""
+    """Why, in a sentence (the window figures that caused it, or the operator's command)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,13 +484,15 @@ def _summary_html(
     if transitions:
         parts.append(
             '<h2>Circuit breaker</h2><table class="breaker"><thead><tr><th>at</th><th>stage</th>'
-            "<th>from</th><th>to</th><th>failure rate</th></tr></thead><tbody>"
+            "<th>vendor</th><th>from</th><th>to</th><th>failure rate</th><th>why</th></tr>"
+            "</thead><tbody>"
         )
         for tr in transitions:
             rate = "—" if tr.failure_rate is None else f"{tr.failure_rate:.1%}"
             parts.append(
-                f"<tr><td>{_e(tr.at)}</td><td>{_e(tr.stage)}</td><td>{_e(tr.from_state)}</td>"
-                f'<td>{_e(tr.to_state)}</td><td class="num">{_e(rate)}</td></tr>'
+                f"<tr><td>{_e(tr.at)}</td><td>{_e(tr.stage)}</td><td>{_e(tr.vendor or 'all')}"
+                f"</td><td>{_e(tr.from_state)}</td><td>{_e(tr.to_state)}</td>"
+                f'<td class="num">{_e(rate)}</td><td>{_e(tr.reason)}</td></tr>'
             )
         parts.append("</tbody></table>")
     parts.append("</section>")

@@ -23,9 +23,11 @@ import asyncio
 import contextvars
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -36,7 +38,7 @@ from consumers.logging import get_logger
 from consumers.settings import BatchKnobs
 from consumers.store import Store
 from consumers.transport import Consumer, Message, Record, Transport
-from schemas.events import CloudEvent, ImageRef, Topic
+from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 
 __all__ = [
     "BATCH_SIZE",
@@ -60,6 +62,16 @@ STAGE_SECONDS = Histogram("pixelgate_stage_seconds", "Wall time of one batch.", 
 ITEMS = Counter("pixelgate_items_total", "Items handled, by outcome.", ["stage", "outcome"])
 
 _log = get_logger("runner")
+_NAMESPACE = uuid.UUID("3b0f6f55-1c1e-4a8e-9f0a-5d2c9e7b1a44")
+
+
+def _key(topic: Topic, event: CloudEvent[Any]) -> str:
+    """The record key: the image id, except on ``metrics``, keyed by stage so that all of one
+    stage's outcomes share a partition and every circuit-breaker replica reads them in the same
+    order (the breaker's window is then the same everywhere)."""
+    if topic is Topic.METRICS:
+        return str(event.data.stage)
+    return event.subject
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,9 @@ class StageRunner(Generic[PayloadT]):
             BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
             loaded, failed = await self._load(batch.jobs)
             batch.dead.extend(failed)
-            done, failed = await self._process(loaded)
+            # A retriable failure (the breaker's "pause" policy) holds the whole batch,
+            # uncommitted, and tries it again after a backoff.
+            done, failed = await self._retrying("process", lambda: self._process(loaded))
             batch.dead.extend(failed)
             outputs = [output for _, output in done]
             await self._store(outputs)
@@ -204,7 +218,7 @@ class StageRunner(Generic[PayloadT]):
                 with self._bound(record):
                     self.log.info("item_done", outcome=output.outcome)
         if batch.dead:
-            await self._dead_letter(batch.dead)
+            await self._dead_letter(batch.dead, dict(batch.jobs))
         await self._retrying("commit", lambda: consumer.commit(records))
 
     # -- phases -----------------------------------------------------------------------------
@@ -266,6 +280,8 @@ class StageRunner(Generic[PayloadT]):
                 raise RuntimeError(
                     f"stage {self.stage.name} gave {len(outputs)} outputs for {len(items)} items"
                 )
+        except RetriableError:
+            raise
         except Exception as exc:  # noqa: BLE001 - isolated per item and dead-lettered, never lost
             if len(items) == 1:
                 return [], [(loaded[0][0], exc)]
@@ -298,7 +314,7 @@ class StageRunner(Generic[PayloadT]):
         messages = [
             Message(
                 topic=self.topics.name(topic),
-                key=event.subject,
+                key=_key(topic, event),
                 value=event.model_dump_json(exclude_none=False).encode(),
                 headers=(("content-type", b"application/cloudevents+json"),),
             )
@@ -308,9 +324,18 @@ class StageRunner(Generic[PayloadT]):
         if messages:
             await self._retrying("publish", lambda: self.transport.publish(messages))
 
-    async def _dead_letter(self, dead: list[tuple[Record, BaseException]]) -> None:
+    async def _dead_letter(
+        self,
+        dead: list[tuple[Record, BaseException]],
+        events: dict[Record, CloudEvent[Any]],
+    ) -> None:
+        """Send each record to ``dlq`` with headers; for a record that parsed, also publish an
+        ``error`` metrics event (errors count as failures in the circuit breaker's window)."""
         messages = []
         for record, exc in dead:
+            event = events.get(record)
+            if event is not None:
+                messages.append(self._error_metrics(event))
             ITEMS.labels(self.stage.name, "dlq").inc()
             with self._bound(record):
                 self.log.warning("dead_lettered", error_class=type(exc).__name__)
@@ -334,6 +359,26 @@ class StageRunner(Generic[PayloadT]):
         await self._retrying("dead_letter", lambda: self.transport.publish(messages))
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _error_metrics(self, event: CloudEvent[Any]) -> Message:
+        data = event.data
+        context = getattr(data, "context", None)
+        vendor = context.vendor_id if context is not None else getattr(data, "vendor_id", "")
+        metrics = CloudEvent[MetricsData](
+            id=str(uuid.uuid5(_NAMESPACE, f"{event.subject}/{self.stage.name}/error")),
+            source=f"pixelgate/{self.stage.name}",
+            type=event_type(Topic.METRICS),
+            subject=event.subject,
+            time=datetime.now(UTC),
+            data=MetricsData(stage=self.stage.name, vendor_id=vendor or "unknown",
+                             outcome="error", latency_ms=0.0, batch_size=1),
+        )
+        return Message(
+            topic=self.topics.name(Topic.METRICS),
+            key=_key(Topic.METRICS, metrics),
+            value=metrics.model_dump_json().encode(),
+            headers=(("content-type", b"application/cloudevents+json"),),
+        )
 
     async def _in_executor(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` off the event loop, keeping the caller's structlog context."""

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from consumers.breaker import BreakerPolicy
 from consumers.errors import ConfigError
 
 __all__ = ["BatchKnobs", "GateKnobs", "Settings", "load_settings"]
@@ -105,6 +106,26 @@ class Settings(BaseSettings):
     stage_batch: dict[str, BatchKnobs] = Field(
         default_factory=dict, description="Per-stage overrides of `batch`, by stage name."
     )
+    inpaint_method: Literal["patch", "telea", "ns", "torchscript"] = Field(
+        default="patch",
+        description="Inpainting backend: multi-scale PatchMatch (torch), OpenCV's telea/ns, or a"
+        " user TorchScript model (`inpaint_model`).",
+    )
+    inpaint_model: Path | None = Field(
+        default=None, description="TorchScript inpainting model (image, mask -> image) to deploy."
+    )
+    upscale_method: Literal["learned", "lanczos", "torchscript"] = Field(
+        default="learned",
+        description="Upscaling backend: the shipped network, Lanczos, or a user TorchScript model"
+        " (`upscale_model`).",
+    )
+    upscale_model: Path | None = Field(
+        default=None, description="TorchScript upscaling model (image -> image x2/x4) to deploy."
+    )
+    breakers: dict[str, BreakerPolicy] = Field(
+        default_factory=lambda: {"inpaint": BreakerPolicy(), "upscale": BreakerPolicy()},
+        description="Circuit-breaker policy per editing stage; a stage left out has no breaker.",
+    )
     gates: GateKnobs = Field(default_factory=GateKnobs)
     vendor_gates: dict[str, dict[str, float]] = Field(
         default_factory=dict,
@@ -116,6 +137,35 @@ class Settings(BaseSettings):
     vendor_preflight: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-vendor preflight overrides, by vendor id."
     )
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        for stage, method, model in (
+            ("inpaint", self.inpaint_method, self.inpaint_model),
+            ("upscale", self.upscale_method, self.upscale_model),
+        ):
+            if method == "torchscript" and model is None:
+                raise ValueError(
+                    f"{stage}_method is 'torchscript' but {stage}_model is not set; give the path"
+                    f" of the TorchScript file (PIXELGATE_{stage.upper()}_MODEL)."
+                )
+            if model is not None and not model.is_file():
+                raise ValueError(f"{stage}_model: no such file: {model}")
+        unknown = sorted(set(self.breakers) - {"inpaint", "upscale"})
+        if unknown:
+            raise ValueError(
+                f"breakers: no circuit breaker for stage(s) {unknown}; only the editing stages"
+                " (inpaint, upscale) have one."
+            )
+        return self
+
+    def torch_device(self) -> str:
+        """The torch device to run models on: ``device``, with ``auto`` resolved."""
+        if self.device != "auto":
+            return self.device
+        import torch  # noqa: PLC0415 - only the model stages need torch; keep settings light
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @model_validator(mode="after")
     def _check_vendor_gates(self) -> Settings:

@@ -29,17 +29,18 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from consumers.breaker import BreakerBoard, BreakerState
 from consumers.codec import decode_image, decode_mask, encode_mask, encode_png
-from consumers.errors import PoisonRecordError
+from consumers.errors import BreakerOpenError, PoisonRecordError
 from consumers.runner import Loaded, Output, Stage
 from consumers.settings import GateKnobs, Settings
 from consumers.store import Store
-from processors.inpaint import Inpainter
+from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.quality import measure_edits, measure_upscales
 from processors.tensors import Image, Mask
 from processors.text import TextDetector
-from processors.upscale import Upscaler, plan_scale, resize_long_side
+from processors.upscale import UpscaleConfig, Upscaler, plan_scale, resize_long_side
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -69,6 +70,10 @@ __all__ = [
     "RouteStage",
     "UpscaleStage",
     "build_stages",
+    "edit_gate",
+    "inpaint_config",
+    "upscale_config",
+    "upscale_gate",
 ]
 
 STAGE_NAMES = ("preflight", "route", "inpaint", "upscale", "finalize")
@@ -84,7 +89,7 @@ NextStage = Literal["inpaint", "upscale", "finalize"]
 def _event(source: CloudEvent[Any], stage: str, topic: Topic, data: BaseModel) -> CloudEvent[Any]:
     """A derived event: same subject (image id), deterministic id, typed data."""
     return CloudEvent[Any](
-        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{topic.value}")),
+        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{stage}/{topic.value}")),
         source=f"pixelgate/{stage}",
         type=event_type(topic),
         subject=source.subject,
@@ -108,6 +113,8 @@ def _metrics(
     latency_ms: float,
     batch_size: int,
     figures: dict[str, float | None] | None = None,
+    *,
+    trial: bool = False,
 ) -> tuple[Topic, CloudEvent[Any]]:
     data = MetricsData(
         stage=stage,
@@ -116,6 +123,7 @@ def _metrics(
         figures=figures or {},
         latency_ms=round(latency_ms, 3),
         batch_size=batch_size,
+        trial=trial,
     )
     return Topic.METRICS, _event(source, stage, Topic.METRICS, data)
 
@@ -149,6 +157,62 @@ def _keys(settings: Settings) -> _Keys:
 def _trail(trail: Trail, stage: str, ms: float, **updates: Any) -> Trail:
     timings = {**trail.timings_ms, stage: round(ms, 3)}
     return trail.model_copy(update={"timings_ms": timings, **updates})
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """Which items of a batch the stage's circuit breaker lets through."""
+
+    allowed: tuple[bool, ...]
+    """Per item: edit it (True) or send it to review untouched (False)."""
+    trial: tuple[bool, ...]
+    """Per item: admitted as a half-open trial."""
+
+
+_CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
+
+
+def _admit(
+    board: BreakerBoard | None, settings: Settings, stage: str, vendors: Sequence[str]
+) -> _Admission:
+    """Ask the breaker about each item, in order. With the ``pause`` policy an open scope raises
+    :class:`BreakerOpenError` before any half-open permit is taken: the runner then holds the
+    batch (partitions paused, nothing committed) and retries it with backoff."""
+    if board is None or stage not in settings.breakers:
+        return _Admission((True,) * len(vendors), (False,) * len(vendors))
+    states = [board.state(stage, vendor) for vendor in vendors]
+    if settings.breakers[stage].when_open == "pause":
+        blocked = sorted({v for v, st in zip(vendors, states, strict=True)
+                          if st in _CLOSED_TO_EDITS})
+        if blocked:
+            raise BreakerOpenError(
+                f"{stage}: circuit breaker open for vendor(s) {', '.join(blocked)}; "
+                "holding the batch until it half-opens"
+            )
+    allowed = tuple(board.allow(stage, vendor) for vendor in vendors)
+    trial = tuple(
+        ok and st is BreakerState.HALF_OPEN for ok, st in zip(allowed, states, strict=True)
+    )
+    return _Admission(allowed, trial)
+
+
+def _held_for_review(
+    item: Loaded[Any], stage: str, ms: float, size: int, mask: ImageRef | None
+) -> Output:
+    """An item the open breaker keeps from being edited: to review, untouched."""
+    data = item.event.data
+    review = ReviewData(
+        context=data.context, stage=stage, reasons=[Reason.of(ReasonCode.BREAKER_OPEN)],
+        original=data.context.original, candidate=None, mask=mask,
+        trail=_trail(data.trail, stage, ms),
+    )
+    return Output(
+        outcome="held",
+        events=(
+            (Topic.REVIEW, _event(item.event, stage, Topic.REVIEW, review)),
+            _metrics(item.event, stage, data.context.vendor_id, "skipped", ms, size),
+        ),
+    )
 
 
 # -- preflight --------------------------------------------------------------------------------
@@ -354,15 +418,21 @@ class _InpaintInput:
 
 
 class InpaintStage:
-    """routed → inpainted (or review): remove text and caller-masked objects."""
+    """routed → inpainted (or review): remove text and caller-masked objects.
+
+    Every item is gated (preservation outside the mask, seam, no worse than the input) with its
+    vendor's thresholds; while the stage's circuit breaker is open, items go to review untouched
+    (or the batch is held, by policy).
+    """
 
     name = "inpaint"
     consumes = (Topic.ROUTED,)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, board: BreakerBoard | None = None) -> None:
         self.keys = _keys(settings)
-        self.gates = settings.gates
-        self.inpainter = Inpainter()
+        self.settings = settings
+        self.board = board
+        self.inpainter = Inpainter(inpaint_config(settings))
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         event = _parse(RoutedData, value)
@@ -383,69 +453,108 @@ class InpaintStage:
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
-        images = [it.payload.image for it in items]
-        masks = [it.payload.mask for it in items]
-        edited = self.inpainter(images, masks) if items else []
-        metrics = measure_edits(images, edited, masks)
+        admission = _admit(
+            self.board, self.settings, self.name,
+            [it.event.data.context.vendor_id for it in items],
+        )
+        chosen = [i for i, ok in enumerate(admission.allowed) if ok]
+        images = [items[i].payload.image for i in chosen]
+        masks = [items[i].payload.mask for i in chosen]
+        edited = dict(zip(chosen, self.inpainter(images, masks), strict=True)) if chosen else {}
+        metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks,
+                                                 dilate=self.inpainter.config.dilate),
+                           strict=True))
         shares = _share_ms(items, started)
         outputs = []
-        for item, result, figures, ms in zip(items, edited, metrics, shares, strict=True):
+        for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
             data: RoutedData = item.event.data
-            fig = figures.to_dict()
-            failed = _edit_gate(fig, self.gates)
-            candidate = self.keys.ref(item.event.subject, "inpaint.png")
-            mask_ref = self.keys.ref(item.event.subject, "inpaint-mask.png")
-            objects = (
-                (candidate, encode_png(result), _PNG),
-                (mask_ref, encode_mask(item.payload.mask), _PNG),
-            )
-            trail = _trail(
-                data.trail,
-                self.name,
-                ms,
-                metrics={**data.trail.metrics, self.name: fig},
-                models={**data.trail.models, self.name: self.inpainter.version},
-                applied=[*data.trail.applied, *([] if failed else [self.name])],
-            )
-            vendor = data.context.vendor_id
-            if failed:
-                review = ReviewData(
-                    context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
-                    original=data.context.original, candidate=candidate, mask=mask_ref,
-                    trail=trail,
-                )
-                events = (
-                    (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
-                    _metrics(item.event, self.name, vendor, "fail", ms, len(items), fig),
-                )
-                outputs.append(Output(outcome="fail", objects=objects, events=events))
+            if index not in edited:
+                outputs.append(_held_for_review(item, self.name, ms, len(items), data.text_mask))
                 continue
-            out = InpaintedData(
-                context=data.context, image=candidate, source=data.image, mask=mask_ref,
-                alpha=data.alpha, next_stage=_next(trail.route.stages if trail.route else [],
-                                                   self.name),
-                trail=trail,
+            outputs.append(
+                self._output(item, edited[index], metrics[index].to_dict(), ms, len(items),
+                             trial=admission.trial[index])
             )
-            events = (
-                (Topic.INPAINTED, _event(item.event, self.name, Topic.INPAINTED, out)),
-                _metrics(item.event, self.name, vendor, "pass", ms, len(items), fig),
-            )
-            outputs.append(Output(outcome="pass", objects=objects, events=events))
         return outputs
 
+    def _output(
+        self, item: Loaded[_InpaintInput], result: Image, fig: dict[str, float | None],
+        ms: float, size: int, *, trial: bool,
+    ) -> Output:
+        data: RoutedData = item.event.data
+        vendor = data.context.vendor_id
+        failed = edit_gate(fig, self.settings.gates_for(vendor))
+        candidate = self.keys.ref(item.event.subject, "inpaint.png")
+        mask_ref = self.keys.ref(item.event.subject, "inpaint-mask.png")
+        objects = (
+            (candidate, encode_png(result), _PNG),
+            (mask_ref, encode_mask(item.payload.mask), _PNG),
+        )
+        trail = _trail(
+            data.trail,
+            self.name,
+            ms,
+            metrics={**data.trail.metrics, self.name: fig},
+            models={**data.trail.models, self.name: self.inpainter.version},
+            applied=[*data.trail.applied, *([] if failed else [self.name])],
+        )
+        if failed:
+            review = ReviewData(
+                context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
+                original=data.context.original, candidate=candidate, mask=mask_ref,
+                figures=fig, trail=trail,
+            )
+            events = (
+                (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
+                _metrics(item.event, self.name, vendor, "fail", ms, size, fig, trial=trial),
+            )
+            return Output(outcome="fail", objects=objects, events=events)
+        out = InpaintedData(
+            context=data.context, image=candidate, source=data.image, mask=mask_ref,
+            alpha=data.alpha,
+            next_stage=_next(trail.route.stages if trail.route else [], self.name),
+            trail=trail,
+        )
+        events = (
+            (Topic.INPAINTED, _event(item.event, self.name, Topic.INPAINTED, out)),
+            _metrics(item.event, self.name, vendor, "pass", ms, size, fig, trial=trial),
+        )
+        return Output(outcome="pass", objects=objects, events=events)
 
-def _edit_gate(figures: dict[str, float | None], gates: GateKnobs) -> list[ReasonCode]:
-    """Reason codes of every edit gate the figures fail (empty = pass)."""
+
+def edit_gate(figures: dict[str, float | None], gates: GateKnobs) -> list[ReasonCode]:
+    """Reason codes of every edit gate the figures fail (empty = pass).
+
+    Preservation outside the mask (PSNR and SSIM near-lossless), the seam at the mask boundary,
+    and "no worse than the input": the filled region must not be busier than its surroundings
+    by more than ``max_texture_ratio`` (noise, garbage, text left in place).
+    """
     failed = []
     psnr_out = figures.get("psnr_outside")
     ssim_out = figures.get("ssim_outside")
     seam = figures.get("seam")
+    texture = figures.get("texture_out")
     if (psnr_out is not None and psnr_out < gates.min_psnr_outside) or (
         ssim_out is not None and ssim_out < gates.min_ssim_outside
     ):
         failed.append(ReasonCode.PRESERVATION_FAILED)
     if seam is not None and seam > gates.max_seam:
         failed.append(ReasonCode.SEAM_VISIBLE)
+    if texture is not None and texture > gates.max_texture_ratio:
+        failed.append(ReasonCode.WORSE_THAN_INPUT)
+    return failed
+
+
+def upscale_gate(figures: dict[str, float | None], gates: GateKnobs) -> list[ReasonCode]:
+    """Reason codes of every upscale gate the figures fail (empty = pass): consistency (the
+    output shrunk back matches the input) and "no worse than the input" (no added noise)."""
+    failed = []
+    consistency = figures.get("consistency_psnr")
+    detail = figures.get("detail_ratio")
+    if consistency is not None and consistency < gates.min_upscale_psnr:
+        failed.append(ReasonCode.UPSCALE_INCONSISTENT)
+    if detail is not None and detail > gates.max_detail_ratio:
+        failed.append(ReasonCode.WORSE_THAN_INPUT)
     return failed
 
 
@@ -453,15 +562,19 @@ def _edit_gate(figures: dict[str, float | None], gates: GateKnobs) -> list[Reaso
 
 
 class UpscaleStage:
-    """routed / inpainted → upscaled (or review): ×2/×4, then resize to the requested size."""
+    """routed / inpainted → upscaled (or review): ×2/×4, then resize to the requested size.
+
+    Gated and guarded by the circuit breaker like :class:`InpaintStage`.
+    """
 
     name = "upscale"
     consumes = (Topic.ROUTED, Topic.INPAINTED)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, board: BreakerBoard | None = None) -> None:
         self.keys = _keys(settings)
-        self.gates = settings.gates
-        self.upscaler = Upscaler()
+        self.settings = settings
+        self.board = board
+        self.upscaler = Upscaler(upscale_config(settings))
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
         model = RoutedData if topic is Topic.ROUTED else InpaintedData
@@ -473,62 +586,71 @@ class UpscaleStage:
 
     def process(self, items: Sequence[Loaded[Image]]) -> list[Output]:
         started = time.perf_counter()
-        targets = [int(it.event.data.context.operations.upscale_to) for it in items]
-        results: list[Image | None] = [None] * len(items)
+        admission = _admit(
+            self.board, self.settings, self.name,
+            [it.event.data.context.vendor_id for it in items],
+        )
+        chosen = [i for i, ok in enumerate(admission.allowed) if ok]
+        targets = {i: int(items[i].event.data.context.operations.upscale_to) for i in chosen}
+        results: dict[int, Image] = {}
         by_scale: dict[int, list[int]] = {}
-        for index, (item, target) in enumerate(zip(items, targets, strict=True)):
-            height, width = item.payload.shape[:2]
-            by_scale.setdefault(plan_scale(height, width, target), []).append(index)
+        for index in chosen:
+            height, width = items[index].payload.shape[:2]
+            by_scale.setdefault(plan_scale(height, width, targets[index]), []).append(index)
         for scale, indices in sorted(by_scale.items()):
             upscaled = self.upscaler([items[i].payload for i in indices], scale=scale)
             for index, image in zip(indices, upscaled, strict=True):
                 results[index] = resize_long_side(image, targets[index])
-        finals = [r for r in results if r is not None]
-        metrics = measure_upscales([it.payload for it in items], finals)
+        metrics = dict(zip(chosen, measure_upscales([items[i].payload for i in chosen],
+                                                    [results[i] for i in chosen]), strict=True))
         shares = _share_ms(items, started)
         outputs = []
-        for item, result, figures, ms in zip(items, finals, metrics, shares, strict=True):
-            data = item.event.data
-            fig = figures.to_dict()
-            consistency = fig.get("consistency_psnr")
-            failed = (
-                [ReasonCode.UPSCALE_INCONSISTENT]
-                if consistency is not None and consistency < self.gates.min_upscale_psnr
-                else []
-            )
-            candidate = self.keys.ref(item.event.subject, "upscale.png")
-            objects = ((candidate, encode_png(result), _PNG),)
-            trail = _trail(
-                data.trail,
-                self.name,
-                ms,
-                metrics={**data.trail.metrics, self.name: fig},
-                models={**data.trail.models, self.name: self.upscaler.version},
-                applied=[*data.trail.applied, *([] if failed else [self.name])],
-            )
-            vendor = data.context.vendor_id
-            if failed:
-                review = ReviewData(
-                    context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
-                    original=data.context.original, candidate=candidate,
-                    mask=getattr(data, "mask", None), trail=trail,
-                )
-                events = (
-                    (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
-                    _metrics(item.event, self.name, vendor, "fail", ms, len(items), fig),
-                )
-                outputs.append(Output(outcome="fail", objects=objects, events=events))
+        for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
+            if index not in results:
+                mask = getattr(item.event.data, "mask", None)
+                outputs.append(_held_for_review(item, self.name, ms, len(items), mask))
                 continue
-            out = UpscaledData(
-                context=data.context, image=candidate, source=data.image, alpha=data.alpha,
-                next_stage="finalize", trail=trail,
+            outputs.append(self._output(item, results[index], metrics[index].to_dict(), ms,
+                                        len(items), trial=admission.trial[index]))
+        return outputs
+
+    def _output(
+        self, item: Loaded[Image], result: Image, fig: dict[str, float | None], ms: float,
+        size: int, *, trial: bool,
+    ) -> Output:
+        data = item.event.data
+        vendor = data.context.vendor_id
+        failed = upscale_gate(fig, self.settings.gates_for(vendor))
+        candidate = self.keys.ref(item.event.subject, "upscale.png")
+        objects = ((candidate, encode_png(result), _PNG),)
+        trail = _trail(
+            data.trail,
+            self.name,
+            ms,
+            metrics={**data.trail.metrics, self.name: fig},
+            models={**data.trail.models, self.name: self.upscaler.version},
+            applied=[*data.trail.applied, *([] if failed else [self.name])],
+        )
+        if failed:
+            review = ReviewData(
+                context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
+                original=data.context.original, candidate=candidate,
+                mask=getattr(data, "mask", None), figures=fig, trail=trail,
             )
             events = (
-                (Topic.UPSCALED, _event(item.event, self.name, Topic.UPSCALED, out)),
-                _metrics(item.event, self.name, vendor, "pass", ms, len(items), fig),
+                (Topic.REVIEW, _event(item.event, self.name, Topic.REVIEW, review)),
+                _metrics(item.event, self.name, vendor, "fail", ms, size, fig, trial=trial),
             )
-            outputs.append(Output(outcome="pass", objects=objects, events=events))
-        return outputs
+            return Output(outcome="fail", objects=objects, events=events)
+        out = UpscaledData(
+            context=data.context, image=candidate, source=data.image, alpha=data.alpha,
+            next_stage="finalize", trail=trail,
+        )
+        events = (
+            (Topic.UPSCALED, _event(item.event, self.name, Topic.UPSCALED, out)),
+            _metrics(item.event, self.name, vendor, "pass", ms, size, fig, trial=trial),
+        )
+        return Output(outcome="pass", objects=objects, events=events)
 
 
 # -- finalize ---------------------------------------------------------------------------------
@@ -603,8 +725,23 @@ def decode_mask_raw(data: bytes, shape: tuple[int, int]) -> Mask:
         return np.ascontiguousarray(np.asarray(gray, dtype=np.uint8))
 
 
-def build_stages(settings: Settings, names: Sequence[str] = STAGE_NAMES) -> list[Stage[Any]]:
-    """The stages called ``names``, in pipeline order; unknown names raise ValueError."""
+def inpaint_config(settings: Settings) -> InpaintConfig:
+    """The inpainter the settings ask for (method, user model, device)."""
+    return InpaintConfig(method=settings.inpaint_method, model=settings.inpaint_model,
+                         device=settings.torch_device())
+
+
+def upscale_config(settings: Settings) -> UpscaleConfig:
+    """The upscaler the settings ask for (method, user model, device)."""
+    return UpscaleConfig(method=settings.upscale_method, model=settings.upscale_model,
+                         device=settings.torch_device())
+
+
+def build_stages(
+    settings: Settings, names: Sequence[str] = STAGE_NAMES, board: BreakerBoard | None = None
+) -> list[Stage[Any]]:
+    """The stages called ``names``, in pipeline order; unknown names raise ValueError.
+    ``board`` is the circuit breaker the editing stages consult (None: no breaker)."""
     factories: dict[str, type[Any]] = {
         "preflight": PreflightStage,
         "route": RouteStage,
@@ -615,4 +752,9 @@ def build_stages(settings: Settings, names: Sequence[str] = STAGE_NAMES) -> list
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGE_NAMES)}")
-    return [factories[n](settings) for n in STAGE_NAMES if n in names]
+    guarded = {"inpaint", "upscale"}
+    return [
+        factories[n](settings, board) if n in guarded else factories[n](settings)
+        for n in STAGE_NAMES
+        if n in names
+    ]

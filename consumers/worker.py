@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from consumers.breaker import BreakerBoard
+from consumers.breaker_feed import BreakerFeed, control_message, feed_group
 from consumers.embedded import InputFile, image_id_for, safe_name, uploaded_message, vendor_sku
-from consumers.errors import RetriableError
+from consumers.errors import RetriableError, TransportUnavailableError
 from consumers.health import HealthServer
 from consumers.kafka import KafkaTransport
 from consumers.logging import get_logger
@@ -23,7 +26,13 @@ from consumers.settings import Settings
 from consumers.stages import STAGE_NAMES, build_stages
 from schemas.events import ImageRef, Operations, Topic
 
-__all__ = ["prepare", "run_worker", "submit_files"]
+__all__ = [
+    "prepare",
+    "read_breaker_states",
+    "run_worker",
+    "send_breaker_command",
+    "submit_files",
+]
 
 _log = get_logger("worker")
 
@@ -64,16 +73,29 @@ async def run_worker(
     transport = KafkaTransport(settings, client_id=f"pixelgate-{'-'.join(names)}")
     store = S3Store(settings)
     topics = TopicNames(settings.topic_prefix)
+    # Every worker runs the circuit breaker's feed: it rebuilds the breakers' state from the
+    # metrics topic (all of it, in its own consumer group) before the stages start editing.
+    guarded = [n for n in names if n in settings.breakers]
+    board = BreakerBoard({n: settings.breakers[n] for n in guarded}, clock=time.time)
+    feed = BreakerFeed(board, transport=transport, topics=topics,
+                       group=feed_group(settings.topic_prefix),
+                       source=f"pixelgate/worker/{'-'.join(names)}")
     runners: list[StageRunner[object]] = []
     health = None
     if settings.http_port:
         health = HealthServer(
-            settings.http_port, ready=lambda: bool(runners) and all(r.polled for r in runners)
+            settings.http_port,
+            ready=lambda: bool(runners) and all(r.polled for r in runners)
+            and (not guarded or feed.caught_up.is_set()),
         )
         health.start()
     _log.info("worker_starting", stages=names, settings=settings.as_dict())
+    tasks: list[asyncio.Task[None]] = []
     try:
         await prepare(settings, transport, store)
+        if guarded:
+            tasks.append(asyncio.create_task(feed.run(stop), name="breaker"))
+            await _caught_up(feed, tasks[0], stop)
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
             runners.extend(
                 StageRunner(
@@ -85,14 +107,32 @@ async def run_worker(
                     knobs=settings.knobs(stage.name),
                     executor=executor,
                 )
-                for stage in build_stages(settings, names)
+                for stage in build_stages(settings, names, board=board if guarded else None)
             )
-            await asyncio.gather(*(runner.run(stop) for runner in runners))
+            tasks.extend(asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners)
+            await asyncio.gather(*tasks)
     finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await transport.close()
         if health is not None:
             health.stop()
         _log.info("worker_stopped", stages=names)
+
+
+async def _caught_up(feed: BreakerFeed, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Wait until the breaker feed has replayed the metrics so far (or the worker stops)."""
+    waiter = asyncio.create_task(feed.caught_up.wait())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopping, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopping.cancel()
+    if task.done():
+        task.result()  # re-raises why the feed stopped
+    _log.info("breaker_ready", states={f"{s}/{v or '*'}": str(st)
+                                       for (s, v), st, _ in feed.board.snapshots()})
 
 
 async def submit_files(
@@ -124,3 +164,44 @@ async def submit_files(
     finally:
         await transport.close()
     return submitted
+
+
+async def send_breaker_command(
+    settings: Settings, stage: str, action: str, *, vendor_id: str | None = None, reason: str = ""
+) -> None:
+    """Publish an operator command on ``breaker``; every replica of ``stage`` obeys it."""
+    transport = KafkaTransport(settings, client_id="pixelgate-breaker-cli")
+    try:
+        await transport.ensure_topics([TopicNames(settings.topic_prefix).name(Topic.BREAKER)])
+        await transport.publish([
+            control_message(TopicNames(settings.topic_prefix), stage, action,
+                            vendor_id=vendor_id, reason=reason)
+        ])
+    finally:
+        await transport.close()
+
+
+async def read_breaker_states(settings: Settings, *, timeout_s: float = 60.0) -> BreakerFeed:
+    """Rebuild every breaker's state the way the workers do (replay ``metrics`` and ``breaker``
+    in a consumer group of its own), without publishing anything; returns the caught-up feed."""
+    transport = KafkaTransport(settings, client_id="pixelgate-breaker-cli")
+    topics = TopicNames(settings.topic_prefix)
+    board = BreakerBoard(settings.breakers, clock=time.time)
+    feed = BreakerFeed(board, transport=transport, topics=topics,
+                       group=feed_group(f"{settings.topic_prefix}status-"), publish=False)
+    stop = asyncio.Event()
+    try:
+        await transport.ensure_topics([topics.name(Topic.METRICS), topics.name(Topic.BREAKER)])
+        task = asyncio.create_task(feed.run(stop), name="breaker-status")
+        try:
+            await asyncio.wait_for(_caught_up(feed, task, stop), timeout=timeout_s)
+        except TimeoutError:
+            raise TransportUnavailableError(
+                f"could not read the metrics topic within {timeout_s:.0f} s"
+            ) from None
+        finally:
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await transport.close()
+    return feed

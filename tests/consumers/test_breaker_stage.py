@@ -1,0 +1,281 @@
+"""The inpaint stage behind its circuit breaker, over the in-memory transport (the same runner,
+stage and feed code as the Kafka workers): a bad model opens the breaker and never reaches
+the next stage, a good one closes it again, one vendor's bad batch opens only that vendor's
+breaker, the ``pause`` policy holds the batch, and operator commands are obeyed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import torch
+from PIL import Image
+
+from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState
+from consumers.breaker_feed import BreakerFeed, control_message
+from consumers.runner import StageRunner, TopicNames
+from consumers.settings import BatchKnobs, Settings
+from consumers.stages import InpaintStage
+from consumers.store import FilesystemStore
+from consumers.transport import MemoryTransport, Message
+from processors.inpaint import InpaintConfig, Inpainter
+from schemas.events import (
+    CloudEvent,
+    ImageRef,
+    ItemContext,
+    Operations,
+    RouteDecision,
+    RoutedData,
+    Topic,
+    Trail,
+    event_type,
+)
+
+TOPICS = TopicNames("t.")
+
+
+class NoiseFill(torch.nn.Module):
+    """A broken inpainting model: uniform noise where the mask is."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.rand_like(image)
+
+
+class DarkNoiseFill(torch.nn.Module):
+    """Broken on dark images only (a vendor batch the model cannot handle); elsewhere it fills
+    the mask by repeated 3x3 averaging of the known pixels (a harmonic fill)."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if float(image.mean()) < 0.35:
+            return torch.rand_like(image)
+        known = 1.0 - mask
+        out = image * known
+        for _ in range(200):
+            blurred = torch.nn.functional.avg_pool2d(out, 3, stride=1, padding=1)
+            out = image * known + blurred * mask
+        return out
+
+
+def script(module: torch.nn.Module, path: Path) -> Path:
+    """Save ``module`` as TorchScript, the format users deploy (deprecated in torch 2.13 in
+    favour of torch.export, but still what LaMa-style exports ship as)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module).save(str(path))
+    return path
+
+
+def photo(seed: int, dark: bool = False) -> np.ndarray:
+    """A smooth 128x128 gradient with a little grain (bright or dark)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:128, 0:128].astype(np.float32) / 127.0
+    base = (0.12 if dark else 0.6) + 0.15 * (0.6 * x + 0.4 * y)
+    rgb = np.stack([base, base * 0.95, base * 0.9], axis=-1) * 255.0
+    rgb += rng.normal(0.0, 1.0, rgb.shape)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def blob_mask() -> np.ndarray:
+    mask = np.zeros((128, 128), np.uint8)
+    mask[50:70, 40:90] = 255
+    return mask
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def routed(store: FilesystemStore, index: int, vendor: str, image: np.ndarray) -> Message:
+    image_id = f"img-{vendor}-{index:03d}"
+    ref = ImageRef(bucket="out", key=f"p/{image_id}/preflight.png")
+    mask = ImageRef(bucket="out", key=f"p/{image_id}/text-mask.png")
+    store.put(ref, png(image), "image/png")
+    store.put(mask, png(blob_mask()), "image/png")
+    data = RoutedData(
+        context=ItemContext(vendor_id=vendor, sku=f"sku{index}", operations=Operations(),
+                            original=ImageRef(bucket="up", key=f"{vendor}/{index}.png")),
+        image=ref,
+        text_mask=mask,
+        next_stage="inpaint",
+        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
+    )
+    event = CloudEvent[RoutedData](id=image_id, source="test", type=event_type(Topic.ROUTED),
+                                   subject=image_id, data=data)
+    return Message(TOPICS.name(Topic.ROUTED), image_id, event.model_dump_json().encode())
+
+
+def settings_with(model: Path, policy: BreakerPolicy) -> Settings:
+    return Settings(topic_prefix="t.", output_bucket="out", output_prefix="p",
+                    inpaint_method="torchscript", inpaint_model=model,
+                    breakers={"inpaint": policy}, batch=BatchKnobs(max_batch=2, max_wait_ms=10))
+
+
+class Pipeline:
+    """One inpaint stage runner plus its breaker feed over a memory transport."""
+
+    def __init__(self, tmp_path: Path, settings: Settings) -> None:
+        self.settings = settings
+        self.transport = MemoryTransport()
+        self.store = FilesystemStore(tmp_path / "store")
+        self.board = BreakerBoard(settings.breakers)
+        self.stage = InpaintStage(settings, self.board)
+        self.feed = BreakerFeed(self.board, transport=self.transport, topics=TOPICS,
+                                group="breaker", tick_s=0.05)
+        self.runner = StageRunner(self.stage, transport=self.transport, store=self.store,
+                                  topics=TOPICS, group="inpaint", knobs=settings.knobs("inpaint"),
+                                  retry_cap_s=0.2)
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Pipeline:
+        self.tasks = [asyncio.create_task(self.runner.run(self.stop)),
+                      asyncio.create_task(self.feed.run(self.stop))]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks)
+
+    async def submit(self, messages: list[Message]) -> None:
+        for message in messages:  # one by one, as uploads arrive
+            await self.transport.publish([message])
+            await asyncio.sleep(0.02)
+
+    def done(self) -> dict[str, str]:
+        """Image id -> the topic it left the stage on (inpainted or review)."""
+        out: dict[str, str] = {}
+        for topic in (Topic.INPAINTED, Topic.REVIEW):
+            for record in self.transport.records(TOPICS.name(topic)):
+                out.setdefault(record.key or "", topic.value)
+        return out
+
+    def reasons(self) -> Counter[str]:
+        codes: Counter[str] = Counter()
+        for record in self.transport.records(TOPICS.name(Topic.REVIEW)):
+            for reason in orjson.loads(record.value)["data"]["reasons"]:
+                codes[reason["code"]] += 1
+        return codes
+
+    def transitions(self) -> list[tuple[str | None, str, str]]:
+        return [(t.scope.vendor_id, str(t.from_state), str(t.to_state))
+                for t in self.feed.transitions]
+
+    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.done()) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"only {len(self.done())} done"
+            await asyncio.sleep(0.05)
+
+
+POLICY = BreakerPolicy(window="count", window_size=6, minimum_calls=4,
+                       failure_rate_threshold=50.0, wait_in_open_s=1.0, half_open_permits=2)
+
+
+async def test_a_bad_model_opens_the_breaker_and_a_good_one_closes_it(tmp_path):
+    settings = settings_with(script(NoiseFill(), tmp_path / "noise.pt"), POLICY)
+    async with Pipeline(tmp_path, settings) as pipe:
+        await pipe.submit([routed(pipe.store, i, "v1", photo(i)) for i in range(12)])
+        await pipe.wait_for(12)
+        # Nothing bad went on: every item is in review, none reached the next stage.
+        assert set(pipe.done().values()) == {"review"}
+        assert pipe.transitions()[0] == (None, "CLOSED", "OPEN")
+        opened = pipe.feed.transitions[0].snapshot
+        assert opened.calls >= POLICY.minimum_calls
+        assert opened.failure_rate >= POLICY.failure_rate_threshold
+        reasons = pipe.reasons()
+        assert reasons["BREAKER_OPEN"] >= 1  # later items were held, not edited
+        # Edited (and failed) items: the first window, plus what was in flight when it opened.
+        assert reasons["WORSE_THAN_INPUT"] <= POLICY.minimum_calls + 2 * 2
+
+        # Deploy the good model; after the wait the half-open trials pass and it closes.
+        pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+        await asyncio.sleep(POLICY.wait_in_open_s + 0.2)
+        await pipe.submit([routed(pipe.store, 100 + i, "v1", photo(100 + i)) for i in range(4)])
+        await pipe.wait_for(16)
+    states = pipe.transitions()
+    assert (None, "OPEN", "HALF_OPEN") in states
+    assert states[-1] == (None, "HALF_OPEN", "CLOSED")
+    after = {k: v for k, v in pipe.done().items() if k.startswith("img-v1-1")}
+    assert set(after.values()) == {"inpainted"}
+    trials = [orjson.loads(r.value)["data"] for r in pipe.transport.records("t.metrics")]
+    assert sum(1 for m in trials if m["trial"]) >= POLICY.half_open_permits
+
+
+async def test_one_vendors_bad_batch_opens_only_that_vendors_breaker(tmp_path):
+    policy = BreakerPolicy(window="count", window_size=6, minimum_calls=3,
+                           failure_rate_threshold=50.0, wait_in_open_s=60.0, per_vendor=True)
+    settings = settings_with(script(DarkNoiseFill(), tmp_path / "dark.pt"), policy)
+    async with Pipeline(tmp_path, settings) as pipe:
+        messages = []
+        for i in range(8):
+            messages.append(routed(pipe.store, i, "dark", photo(i, dark=True)))
+            messages.append(routed(pipe.store, i, "bright", photo(i)))
+        await pipe.submit(messages)
+        await pipe.wait_for(16)
+    assert pipe.board.state("inpaint", "dark") is BreakerState.OPEN
+    assert pipe.board.state("inpaint", "bright") is BreakerState.CLOSED
+    assert pipe.transitions() == [("dark", "CLOSED", "OPEN")]
+    bright = {k: v for k, v in pipe.done().items() if "bright" in k}
+    dark = {k: v for k, v in pipe.done().items() if "dark" in k}
+    assert set(bright.values()) == {"inpainted"}
+    assert set(dark.values()) == {"review"}
+
+
+async def test_pause_policy_holds_the_batch_until_an_operator_resets(tmp_path):
+    policy = BreakerPolicy(window="count", window_size=4, minimum_calls=2,
+                           failure_rate_threshold=50.0, wait_in_open_s=600.0,
+                           when_open="pause")
+    settings = settings_with(script(NoiseFill(), tmp_path / "noise.pt"), policy)
+    async with Pipeline(tmp_path, settings) as pipe:
+        await pipe.submit([routed(pipe.store, i, "v1", photo(i)) for i in range(8)])
+        await pipe.wait_for(2)
+        await asyncio.sleep(1.0)
+        held = len(pipe.done())
+        assert pipe.board.state("inpaint") is BreakerState.OPEN
+        assert held < 8  # the rest wait, uncommitted
+        assert pipe.transport.committed("inpaint", "t.routed") < 8
+        assert pipe.reasons()["BREAKER_OPEN"] == 0  # paused, not sent to review
+        # An operator fixes the model and resets the breaker: every replica obeys the command.
+        pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+        await pipe.transport.publish([control_message(TOPICS, "inpaint", "reset",
+                                                      reason="model rolled back")])
+        await pipe.wait_for(8)
+    assert pipe.transitions()[-1] == (None, "OPEN", "CLOSED")
+    assert sum(1 for v in pipe.done().values() if v == "inpainted") == 8 - held
+
+
+async def test_forced_open_sends_items_to_review_untouched(tmp_path):
+    settings = settings_with(script(NoiseFill(), tmp_path / "noise.pt"), POLICY)
+    async with Pipeline(tmp_path, settings) as pipe:
+        pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+        await pipe.transport.publish([control_message(TOPICS, "inpaint", "force_open")])
+        await asyncio.sleep(0.3)
+        await pipe.submit([routed(pipe.store, i, "v1", photo(i)) for i in range(3)])
+        await pipe.wait_for(3)
+    assert set(pipe.done().values()) == {"review"}
+    assert pipe.reasons() == Counter({"BREAKER_OPEN": 3})
+    reviews = [orjson.loads(r.value)["data"] for r in pipe.transport.records("t.review")]
+    assert all(r["candidate"] is None and r["mask"] is not None for r in reviews)
+    assert pipe.transitions() == [(None, "CLOSED", "FORCED_OPEN")]
+
+
+@pytest.mark.parametrize("action", ["disable"])
+async def test_disabled_breaker_never_opens(tmp_path, action):
+    settings = settings_with(script(NoiseFill(), tmp_path / "noise.pt"), POLICY)
+    async with Pipeline(tmp_path, settings) as pipe:
+        await pipe.transport.publish([control_message(TOPICS, "inpaint", action)])
+        await asyncio.sleep(0.3)
+        await pipe.submit([routed(pipe.store, i, "v1", photo(i)) for i in range(8)])
+        await pipe.wait_for(8)
+    # Every item was edited and gated (the gate still protects results), none held.
+    assert pipe.reasons()["BREAKER_OPEN"] == 0
+    assert pipe.reasons()["WORSE_THAN_INPUT"] == 8
+    assert pipe.transitions() == [(None, "CLOSED", "DISABLED")]
