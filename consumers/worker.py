@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,7 +80,7 @@ async def run_worker(
     board = BreakerBoard({n: settings.breakers[n] for n in guarded}, clock=time.time)
     feed = BreakerFeed(board, transport=transport, topics=topics,
                        group=feed_group(settings.topic_prefix),
-                       source=f"pixelgate/worker/{'-'.join(names)}")
+                       source=f"pixelgate/worker/{'-'.join(names)}/{uuid.uuid4().hex[:8]}")
     runners: list[StageRunner[object]] = []
     health = None
     if settings.http_port:
