@@ -388,6 +388,7 @@ class CircuitBreaker:
         self._window: _Window | None = self._closed_window()
         self._held = _EMPTY
         self._opened_at = 0.0
+        self._half_open_at = 0.0
         self._permits = 0
         self._outbox: list[Transition] = []
 
@@ -420,13 +421,21 @@ class CircuitBreaker:
             return False
 
     def record(
-        self, failed: bool, duration_s: float, *, at: float | None = None
+        self, failed: bool, duration_s: float, *, at: float | None = None,
+        trial: bool | None = None,
     ) -> list[Transition]:
         """Count one call's outcome and return the transitions not yet handed out.
 
         ``at`` is the outcome's time on the breaker's clock (a ``metrics`` event's time); it
         places the outcome in a time window's bucket and dates a transition it causes. Default:
         ``clock()``. An outcome older than a time window is not counted.
+
+        The outcome is judged in the state the breaker was in at ``at``: an OPEN breaker whose
+        wait is over by then half-opens first, so a replica replaying the metrics topic later
+        makes the same transitions at the same points as one that read it live. In HALF_OPEN
+        only trial outcomes count: ``trial=False`` (an item admitted before the breaker opened,
+        finishing late) and outcomes dated before the half-open moment are ignored;
+        ``trial=None`` (unknown) counts.
         """
         if math.isnan(duration_s) or duration_s < 0:
             raise ValueError(f"duration_s must be a duration >= 0 seconds, got {duration_s!r}")
@@ -435,7 +444,11 @@ class CircuitBreaker:
         with self._lock:
             now = self._clock()
             when = now if at is None else at
-            self._tick(now)
+            self._tick(when)
+            if self._state is BreakerState.HALF_OPEN and (
+                trial is False or when < self._half_open_at
+            ):
+                return self._take()
             window = self._window
             if window is not None and self._state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
                 slow = duration_s > self._policy.slow_call_duration_s
@@ -502,6 +515,7 @@ class CircuitBreaker:
         )
         self._window = _CountWindow(permits, permits)
         self._permits = permits
+        self._half_open_at = due
 
     def _over(self, snap: WindowSnapshot) -> list[str]:
         """What exceeds its threshold, as sentence parts (empty below the minimum calls)."""
@@ -607,11 +621,11 @@ class BreakerBoard:
 
     def observe(
         self, stage: str, vendor_id: str, *, failed: bool, duration_s: float,
-        at: float | None = None,
+        at: float | None = None, trial: bool | None = None,
     ) -> list[Transition]:
         """Count one outcome on its scope; the transitions that breaker had not handed out."""
         breaker = self._find(stage, vendor_id)
-        return [] if breaker is None else breaker.record(failed, duration_s, at=at)
+        return [] if breaker is None else breaker.record(failed, duration_s, at=at, trial=trial)
 
     def observe_metrics(self, metrics: MetricsData, *, at: float | None = None) -> list[Transition]:
         """:meth:`observe` a ``metrics`` event (``at``: its time on this board's clock)."""
@@ -620,7 +634,7 @@ class BreakerBoard:
             return []
         return self.observe(
             metrics.stage, metrics.vendor_id, failed=outcome.failed,
-            duration_s=outcome.duration_s, at=at,
+            duration_s=outcome.duration_s, at=at, trial=metrics.trial,
         )
 
     def state(self, stage: str, vendor_id: str | None = None) -> BreakerState:

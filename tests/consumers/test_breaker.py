@@ -594,3 +594,42 @@ def test_skipped_and_rejected_items_are_not_calls(board: BreakerBoard) -> None:
         assert board.observe_metrics(metrics("upscale", "v", "skipped")) == []
         assert board.observe_metrics(metrics("upscale", "v", "rejected")) == []
     assert board.snapshots()[-1].snapshot.calls == 0
+
+
+# --------------------------------------------------------------------------------------------
+# replay: outcomes are judged in the state the breaker was in at their event time
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_late_replay_of_open_time_outcomes_does_not_count_them_as_trials(
+    breaker_factory: Factory, clock: FakeClock
+) -> None:
+    """A replica that reads the metrics topic long after the fact (wall clock far past the
+    wait) must make the same transitions as one that read it live."""
+    live, late = breaker_factory(), breaker_factory()
+    t0 = clock.now
+    history = [(True, t0 + i) for i in range(4)] + [(True, t0 + 10.0), (True, t0 + 11.0)]
+    live_transitions = [t for failed, at in history for t in live.record(failed, 0.1, at=at)]
+    clock.advance(600.0)  # the late replica starts ten minutes later
+    late_transitions = [t for failed, at in history for t in late.record(failed, 0.1, at=at)]
+    assert [(t.from_state, t.to_state, t.at) for t in late_transitions] == [
+        (t.from_state, t.to_state, t.at) for t in live_transitions
+    ]
+    assert [t.to_state for t in late_transitions] == [OPEN]
+    assert late.state is HALF_OPEN  # now, by the wall clock; the trials are still to come
+
+
+def test_half_open_counts_only_trial_outcomes(breaker_factory: Factory, clock: FakeClock) -> None:
+    breaker = breaker_factory(half_open_permits=2)
+    open_breaker(breaker)
+    clock.advance(31.0)
+    assert breaker.state is HALF_OPEN
+    assert [t.to_state for t in breaker.drain()] == [HALF_OPEN]
+    # Items admitted before it opened finish late: they are not trials.
+    assert breaker.record(True, 0.1, trial=False) == []
+    assert breaker.record(True, 0.1, trial=False) == []
+    assert breaker.state is HALF_OPEN
+    first = breaker.record(False, 0.1, trial=True)
+    (closed,) = breaker.record(False, 0.1, trial=True)
+    assert first == []
+    assert (closed.from_state, closed.to_state) == (HALF_OPEN, CLOSED)
