@@ -30,6 +30,7 @@ import uuid
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
 import orjson
 from prometheus_client import Gauge
 from pydantic import ValidationError
@@ -112,7 +113,11 @@ def control_message(
 
 
 class BreakerFeed:
-    """Drives a :class:`BreakerBoard` from the ``metrics`` and ``breaker`` topics."""
+    """Drives a :class:`BreakerBoard` from the ``metrics`` and ``breaker`` topics.
+
+    Outcomes are recorded at their events' times (seconds since the epoch), so the board must
+    run on the same time base: ``BreakerBoard(policies, clock=time.time)``.
+    """
 
     def __init__(
         self,

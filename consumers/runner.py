@@ -49,6 +49,7 @@ __all__ = [
     "Stage",
     "StageRunner",
     "TopicNames",
+    "backoff_delay",
     "backoff_delays",
 ]
 
@@ -137,7 +138,13 @@ class Stage(Protocol[PayloadT]):
 
 def backoff_delays(attempts: int, *, base: float = 0.2, cap: float = 10.0) -> list[float]:
     """Full-jitter exponential backoff delays (AWS architecture blog's "full jitter")."""
-    return [random.uniform(0, min(cap, base * 2**i)) for i in range(attempts)]
+    return [backoff_delay(i, base=base, cap=cap) for i in range(attempts)]
+
+
+def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 10.0) -> float:
+    """The full-jitter delay before retry number ``attempt`` (0-based). The exponent is capped,
+    so a stage held for hours (thousands of tries) gets a finite delay, not an overflow."""
+    return random.uniform(0, min(cap, base * 2 ** min(attempt, 30)))
 
 
 @dataclass
@@ -189,7 +196,7 @@ class StageRunner(Generic[PayloadT]):
                 except RetriableError as exc:
                     # Broker away: back off and poll again; the consumer reconnects by itself.
                     failures += 1
-                    delay = backoff_delays(failures, cap=self.retry_cap_s)[-1]
+                    delay = backoff_delay(failures - 1, cap=self.retry_cap_s)
                     self.log.warning("poll_failed", error=str(exc), delay_s=round(delay, 3))
                     await asyncio.sleep(delay)
                     continue
@@ -395,7 +402,7 @@ class StageRunner(Generic[PayloadT]):
             try:
                 return await call()
             except RetriableError as exc:
-                delay = backoff_delays(attempt + 1, cap=self.retry_cap_s)[-1]
+                delay = backoff_delay(attempt, cap=self.retry_cap_s)
                 self.log.warning("retrying", phase=what, attempt=attempt + 1, error=str(exc),
                                  delay_s=round(delay, 3))
                 attempt += 1

@@ -727,7 +727,8 @@ def decode_mask_raw(data: bytes, shape: tuple[int, int]) -> Mask:
 
 def inpaint_config(settings: Settings) -> InpaintConfig:
     """The inpainter the settings ask for (method, user model, device)."""
-    return InpaintConfig(method=settings.inpaint_method, model=settings.inpaint_model,
+    model = settings.inpaint_model if settings.inpaint_method == "torchscript" else None
+    return InpaintConfig(method=settings.inpaint_method, model=model,
                          device=settings.torch_device())
 
 

@@ -21,7 +21,7 @@ from consumers.errors import RetriableError, TransportUnavailableError
 from consumers.health import HealthServer
 from consumers.kafka import KafkaTransport
 from consumers.logging import get_logger
-from consumers.runner import StageRunner, TopicNames, backoff_delays
+from consumers.runner import StageRunner, TopicNames, backoff_delay
 from consumers.s3 import S3Store
 from consumers.settings import Settings
 from consumers.stages import STAGE_NAMES, build_stages
@@ -52,7 +52,7 @@ async def prepare(settings: Settings, transport: KafkaTransport, store: S3Store)
             return
         except RetriableError as exc:
             attempt += 1
-            delay = backoff_delays(attempt, cap=5.0)[-1]
+            delay = backoff_delay(attempt - 1, cap=5.0)
             _log.warning("waiting_for_servers", error=str(exc), attempt=attempt)
             await asyncio.sleep(delay)
 

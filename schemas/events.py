@@ -316,7 +316,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=1024)
-    type: str = Field(pattern=r"^pixelgate\.[a-z]+\.v1$")
+    type: str = Field(pattern=r"^pixelgate\.[a-z]+(\.[a-z]+)?\.v1$")
     subject: str = Field(min_length=1, max_length=256, description="The image id.")
     time: datetime | None = None
     datacontenttype: Literal["application/json"] = "application/json"
