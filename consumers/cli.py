@@ -213,7 +213,10 @@ def _print_summary(title: str, summary: tools.ToolSummary, out: Path) -> int:
 def _tool(name: str, fn: Callable[..., tools.ToolSummary], *extra: Any) -> Callable[
     [argparse.Namespace, Settings], int
 ]:
-    def command(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        import torch  # noqa: PLC0415 - the model tools need it anyway; keeps `dev` light
+
+        torch.set_num_threads(settings.torch_threads)
         files = _inputs(args.input, args.out)
         out = _out_dir(args.out)
         with _progress(len(files), name) as progress:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ValidationError
 
 from consumers.breaker import BreakerBoard, BreakerState
@@ -742,7 +743,10 @@ def build_stages(
     settings: Settings, names: Sequence[str] = STAGE_NAMES, board: BreakerBoard | None = None
 ) -> list[Stage[Any]]:
     """The stages called ``names``, in pipeline order; unknown names raise ValueError.
-    ``board`` is the circuit breaker the editing stages consult (None: no breaker)."""
+    ``board`` is the circuit breaker the editing stages consult (None: no breaker). Sets torch's
+    CPU thread count (``torch_threads``) for the process first: stages are built once, at
+    start-up, in every mode."""
+    torch.set_num_threads(settings.torch_threads)
     factories: dict[str, type[Any]] = {
         "preflight": PreflightStage,
         "route": RouteStage,

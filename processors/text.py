@@ -324,6 +324,9 @@ class TextDetector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.config.threads
         options.inter_op_num_threads = 1
+        # Worker threads sleep instead of spinning between ops: on a shared or busy CPU a
+        # spinning thread pool steals the cores it waits for.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         wanted = ["CPUExecutionProvider"]
         if (
