@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(BIN)/mypy schemas processors consumers
 
 bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python bench/quality.py --out bench/results
 	$(BIN)/python bench/stage_speed.py --out bench/results
 	$(BIN)/python bench/pipeline.py --out bench/results
 	$(BIN)/python bench/kafka_vs_embedded.py --out bench/results
