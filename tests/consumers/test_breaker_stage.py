@@ -17,9 +17,11 @@ import orjson
 import pytest
 import torch
 from PIL import Image
+from prometheus_client import generate_latest
 
 from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState
 from consumers.breaker_feed import BreakerFeed, control_message
+from consumers.cli import main
 from consumers.runner import StageRunner, TopicNames
 from consumers.settings import BatchKnobs, Settings
 from consumers.stages import InpaintStage
@@ -284,3 +286,27 @@ async def test_disabled_breaker_never_opens(tmp_path, action):
     assert pipe.reasons()["BREAKER_OPEN"] == 0
     assert pipe.reasons()["WORSE_THAN_INPUT"] == 8
     assert pipe.transitions() == [(None, "CLOSED", "DISABLED")]
+
+
+async def test_breaker_state_and_failure_rate_are_prometheus_metrics(tmp_path):
+    settings = settings_with(script(NoiseFill(), tmp_path / "noise.pt"), POLICY)
+    async with Pipeline(tmp_path, settings) as pipe:
+        await pipe.submit([routed(pipe.store, i, "v1", photo(i)) for i in range(6)])
+        await pipe.wait_for(6)
+        await asyncio.sleep(0.2)  # one more feed tick exports the gauges
+    exposition = generate_latest().decode()
+    assert 'pixelgate_breaker_state{stage="inpaint",vendor="*"} 1.0' in exposition
+    assert 'pixelgate_breaker_failure_rate{stage="inpaint",vendor="*"} 100.0' in exposition
+    assert 'pixelgate_items_total{outcome="held",stage="inpaint"}' in exposition
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["breaker", "force-open"], "needs --stage"),
+        (["breaker", "disable", "--stage", "inpaint", "--vendor", "v1"], "not per vendor"),
+    ],
+)
+def test_breaker_cli_refuses_incomplete_commands(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

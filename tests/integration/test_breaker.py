@@ -20,13 +20,13 @@ import torch
 from aiokafka import AIOKafkaConsumer
 from PIL import Image, ImageDraw
 
-from consumers.breaker import BreakerPolicy
+from consumers.breaker import BreakerPolicy, BreakerState
 from consumers.embedded import uploaded_message
 from consumers.kafka import KafkaTransport
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
 from consumers.settings import BatchKnobs, Settings
-from consumers.worker import prepare, run_worker
+from consumers.worker import prepare, read_breaker_states, run_worker, send_breaker_command
 from schemas.events import ImageRef, Operations, Topic
 
 pytestmark = pytest.mark.integration
@@ -240,3 +240,13 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_
     assert [t[1:] for t in second_pair[0]] == [
         ("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")
     ]
+
+    # 4. What `pixelgate breaker status` shows, and an operator forcing it open.
+    status = await read_breaker_states(good)
+    assert status.board.state("inpaint") is BreakerState.CLOSED
+    assert [(t.from_state, t.to_state) for t in status.transitions][-1] == (
+        BreakerState.HALF_OPEN, BreakerState.CLOSED
+    )
+    await send_breaker_command(good, "inpaint", "force_open", reason="INC-123")
+    status = await read_breaker_states(good)
+    assert status.board.state("inpaint") is BreakerState.FORCED_OPEN
