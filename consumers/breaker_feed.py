@@ -29,6 +29,7 @@ import asyncio
 import uuid
 from collections import Counter as Tally
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -214,14 +215,18 @@ class BreakerFeed:
             _log.warning("breaker_command_ignored", stage=command.stage,
                          why="this stage has no circuit breaker")
             return []
-        _log.warning("breaker_command", stage=command.stage, vendor_id=command.vendor_id,
-                     action=command.action, reason=command.reason)
+        if self.publish:  # a worker obeying it, not `breaker status` replaying history
+            _log.warning("breaker_command", stage=command.stage, vendor_id=command.vendor_id,
+                         action=command.action, reason=command.reason)
         actions = {
             "force_open": self.board.force_open,
             "disable": self.board.disable,
             "reset": self.board.reset,
         }
-        return actions[command.action](command.stage, command.vendor_id)
+        transitions = actions[command.action](command.stage, command.vendor_id)
+        if not command.reason:
+            return transitions
+        return [replace(t, reason=f"{t.reason}: {command.reason}") for t in transitions]
 
     def _message(self, transition: Transition) -> Message:
         stage, vendor = transition.scope

@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         # Laptop commands show a progress bar and a summary, so per-item lines would only be
         # noise there: they log warnings and errors. Services log at PIXELGATE_LOG_LEVEL.
-        service = args.command in {"worker", "submit", "dev", "breaker"}
+        service = args.command in {"worker", "submit", "dev"}
         configure_logging(settings.log_level if service else "WARNING")
         get_logger("cli").debug("settings", settings=settings.as_dict())
         return _COMMANDS[args.command](args, settings)
@@ -310,10 +311,10 @@ def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
                    "replica applies it when it reads the breaker topic", highlight=False)
     feed = asyncio.run(read_breaker_states(settings))
     table = Table(title=f"circuit breakers ({settings.topic_prefix}metrics)")
-    for column in ("stage", "vendor", "state", "calls", "failures", "failure rate",
-                   "slow rate", "last change"):
-        table.add_column(column, overflow="fold")
+    for column in ("stage", "vendor", "state", "calls", "failed", "fail%", "slow%"):
+        table.add_column(column, no_wrap=True)
     last = {t.scope: t for t in feed.transitions}
+    reasons = []
     for status in feed.board.snapshots():
         (stage, vendor), state, snap = status.scope, status.state, status.snapshot
         if args.stage is not None and stage != args.stage:
@@ -324,14 +325,19 @@ def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row(
             stage, vendor or "all", str(state), str(snap.calls), str(snap.failures),
             _rate(snap.failure_rate), _rate(snap.slow_call_rate),
-            f"{change.from_state} → {change.to_state}: {change.reason}" if change else "-",
         )
+        if change is not None:
+            at = datetime.fromtimestamp(change.at, UTC).isoformat(timespec="seconds")
+            reasons.append(f"{stage}/{vendor or 'all'}: {change.from_state} → {change.to_state}"
+                           f" at {at}: {change.reason}")
     _out.print(table)
+    for line in reasons:
+        _out.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
 def _rate(value: float) -> str:
-    return "-" if value < 0 else f"{value:.1f} %"
+    return "-" if value < 0 else f"{value:.1f}"
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
