@@ -26,9 +26,10 @@ current state.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -36,7 +37,7 @@ import orjson
 from prometheus_client import Gauge
 from pydantic import ValidationError
 
-from consumers.breaker import BreakerBoard, BreakerState, Transition
+from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState, Transition
 from consumers.logging import get_logger
 from consumers.runner import TopicNames
 from consumers.transport import Consumer, Message, Record, Transport
@@ -114,15 +115,17 @@ def control_message(
 
 
 class BreakerFeed:
-    """Drives a :class:`BreakerBoard` from the ``metrics`` and ``breaker`` topics.
+    """Drives a :class:`BreakerBoard` (``board``, one breaker per stage in ``policies``) from the
+    ``metrics`` and ``breaker`` topics.
 
-    Outcomes are recorded at their events' times (seconds since the epoch), so the board must
-    run on the same time base: ``BreakerBoard(policies, clock=time.time)``.
+    Outcomes are recorded at their events' times (seconds since the epoch), so the feed builds
+    its board on that time base (``clock=time.time``) itself: a board on another clock would
+    never see its OPEN wait end.
     """
 
     def __init__(
         self,
-        board: BreakerBoard,
+        policies: Mapping[str, BreakerPolicy],
         *,
         transport: Transport,
         topics: TopicNames,
@@ -131,7 +134,7 @@ class BreakerFeed:
         tick_s: float = 0.5,
         source: str = "pixelgate/breaker",
     ) -> None:
-        self.board = board
+        self.board = BreakerBoard(policies, clock=time.time)
         self.transport = transport
         self.topics = topics
         self.group = group

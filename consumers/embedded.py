@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from consumers.breaker import BreakerBoard, Transition
+from consumers.breaker import Transition
 from consumers.breaker_feed import BreakerFeed
 from consumers.report import BreakerTransition, ReportRow
 from consumers.runner import StageRunner, TopicNames
@@ -154,8 +154,8 @@ async def run_embedded(
     stop = asyncio.Event()
     # The same gates and circuit breaker as the Kafka workers: the feed reads the in-memory
     # metrics topic and publishes transitions on the in-memory breaker topic.
-    board = BreakerBoard(settings.breakers, clock=time.time)
-    feed = BreakerFeed(board, transport=transport, topics=topics, group="pixelgate-breaker",
+    feed = BreakerFeed(settings.breakers, transport=transport, topics=topics,
+                       group="pixelgate-breaker",
                        source="pixelgate/embedded")
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
         runners = [
@@ -168,7 +168,7 @@ async def run_embedded(
                 knobs=settings.knobs(stage.name),
                 executor=executor,
             )
-            for stage in build_stages(settings, board=board)
+            for stage in build_stages(settings, board=feed.board)
         ]
         tasks = [asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners]
         tasks.append(asyncio.create_task(feed.run(stop), name="breaker"))

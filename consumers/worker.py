@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from consumers.breaker import BreakerBoard
 from consumers.breaker_feed import BreakerFeed, control_message, feed_group
 from consumers.embedded import InputFile, image_id_for, safe_name, uploaded_message, vendor_sku
 from consumers.errors import RetriableError, TransportUnavailableError
@@ -77,8 +75,8 @@ async def run_worker(
     # Every worker runs the circuit breaker's feed: it rebuilds the breakers' state from the
     # metrics topic (all of it, in its own consumer group) before the stages start editing.
     guarded = [n for n in names if n in settings.breakers]
-    board = BreakerBoard({n: settings.breakers[n] for n in guarded}, clock=time.time)
-    feed = BreakerFeed(board, transport=transport, topics=topics,
+    feed = BreakerFeed({n: settings.breakers[n] for n in guarded}, transport=transport,
+                       topics=topics,
                        group=feed_group(settings.topic_prefix),
                        source=f"pixelgate/worker/{'-'.join(names)}/{uuid.uuid4().hex[:8]}")
     runners: list[StageRunner[object]] = []
@@ -108,7 +106,7 @@ async def run_worker(
                     knobs=settings.knobs(stage.name),
                     executor=executor,
                 )
-                for stage in build_stages(settings, names, board=board if guarded else None)
+                for stage in build_stages(settings, names, board=feed.board if guarded else None)
             )
             tasks.extend(asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners)
             await asyncio.gather(*tasks)
@@ -187,8 +185,7 @@ async def read_breaker_states(settings: Settings, *, timeout_s: float = 60.0) ->
     in a consumer group of its own), without publishing anything; returns the caught-up feed."""
     transport = KafkaTransport(settings, client_id="pixelgate-breaker-cli")
     topics = TopicNames(settings.topic_prefix)
-    board = BreakerBoard(settings.breakers, clock=time.time)
-    feed = BreakerFeed(board, transport=transport, topics=topics,
+    feed = BreakerFeed(settings.breakers, transport=transport, topics=topics,
                        group=feed_group(f"{settings.topic_prefix}status-"), publish=False)
     stop = asyncio.Event()
     try:

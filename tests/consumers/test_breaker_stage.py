@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 from prometheus_client import generate_latest
 
-from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState
+from consumers.breaker import BreakerPolicy, BreakerState
 from consumers.breaker_feed import BreakerFeed, control_message
 from consumers.cli import main
 from consumers.runner import StageRunner, TopicNames
@@ -129,10 +128,10 @@ class Pipeline:
         self.settings = settings
         self.transport = MemoryTransport()
         self.store = FilesystemStore(tmp_path / "store")
-        self.board = BreakerBoard(settings.breakers, clock=time.time)  # event times are epoch
-        self.stage = InpaintStage(settings, self.board)
-        self.feed = BreakerFeed(self.board, transport=self.transport, topics=TOPICS,
+        self.feed = BreakerFeed(settings.breakers, transport=self.transport, topics=TOPICS,
                                 group="breaker", tick_s=0.05)
+        self.board = self.feed.board
+        self.stage = InpaintStage(settings, self.board)
         self.runner = StageRunner(self.stage, transport=self.transport, store=self.store,
                                   topics=TOPICS, group="inpaint", knobs=settings.knobs("inpaint"),
                                   retry_cap_s=0.2)
