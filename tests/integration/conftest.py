@@ -10,11 +10,16 @@ free ports, for tests that start (or fail to start) a stack themselves.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from consumers.devstack import DevStack, DevStackConfig, free_config
+from consumers.runner import TopicNames
+from consumers.settings import Settings
+from schemas.events import Topic
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +70,23 @@ def pixelgate_env(dev_stack, monkeypatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def observer_factory() -> Callable[[Settings, Sequence[Topic]], AIOKafkaConsumer]:
+    """An outside subscriber (not yet started) to ``topics`` under the settings' prefix, in a
+    fresh group from the earliest offset, as a downstream service would read them."""
+
+    def make(settings: Settings, topics: Sequence[Topic]) -> AIOKafkaConsumer:
+        names = TopicNames(settings.topic_prefix)
+        return AIOKafkaConsumer(
+            *[names.name(t) for t in topics],
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"observer-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+
+    return make

@@ -99,19 +99,9 @@ async def submit(settings: Settings, names: list[str]) -> set[str]:
     return {m.key for m in messages}
 
 
-async def read(settings: Settings, topics: list[Topic], until, timeout: float) -> list[Any]:
-    """Every record on ``topics`` from the start, read like a downstream subscriber would,
-    until ``until(records)`` holds (then one more second for stragglers) or ``timeout``."""
-    names = TopicNames(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        *[names.name(t) for t in topics],
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"observer-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+async def read(consumer: AIOKafkaConsumer, until, timeout: float) -> list[Any]:
+    """Every record ``consumer`` (an observer from the start) gets, until ``until(records)``
+    holds (then one more second for stragglers) or ``timeout``."""
     await consumer.start()
     records: list[Any] = []
     try:
@@ -166,7 +156,9 @@ class Replicas:
                 self.running.remove((stop, task))
 
 
-async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_stack, tmp_path):
+async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(
+    dev_stack, tmp_path, observer_factory
+):
     good = dev_stack.settings(
         topic_prefix=f"b{uuid.uuid4().hex[:8]}.",
         http_port=0,
@@ -192,7 +184,7 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_
         # 1. The bad model is deployed: the breaker opens, nothing bad reaches results.
         first = await submit(bad, [f"sku{i}" for i in range(10)])
         terminal = [Topic.RESULTS, Topic.REVIEW, Topic.REJECTED, Topic.DLQ]
-        records = await read(good, terminal,
+        records = await read(observer_factory(good, terminal),
                              lambda rs: first <= {r.key.decode() for r in rs}, timeout=240)
         outcome = terminal_of(records, first)
         assert set(outcome) == first
@@ -200,7 +192,7 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_
         codes = [r["code"] for _, data in outcome.values() for r in data["reasons"]]
         assert "BREAKER_OPEN" in codes
         # Edited-and-failed items: the window that opened it plus what was in flight.
-        metrics = await read(good, [Topic.METRICS], lambda rs: False, timeout=3)
+        metrics = await read(observer_factory(good, [Topic.METRICS]), lambda rs: False, timeout=3)
         inpaint = [orjson.loads(m.value)["data"] for m in metrics]
         failed = [m for m in inpaint if m["stage"] == "inpaint" and m["outcome"] == "fail"]
         assert len(failed) <= POLICY.minimum_calls + 2 * REPLICAS * MAX_BATCH
@@ -214,10 +206,10 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_
             pods.start(good, ["inpaint"])
         await asyncio.sleep(POLICY.wait_in_open_s)
         trials = await submit(good, [f"trial{i}" for i in range(POLICY.half_open_permits)])
-        records = await read(good, terminal,
+        records = await read(observer_factory(good, terminal),
                              lambda rs: trials <= {r.key.decode() for r in rs}, timeout=240)
         later = await submit(good, [f"later{i}" for i in range(4)])
-        records = await read(good, terminal,
+        records = await read(observer_factory(good, terminal),
                              lambda rs: later <= {r.key.decode() for r in rs}, timeout=240)
         done = terminal_of(records, trials | later)
         assert {done[k][0] for k in later} == {"results"}
@@ -227,7 +219,7 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(dev_
         await pods.stop()
 
     # 3. Every replica computed and published the same transitions (same ids, same order).
-    log = await read(good, [Topic.BREAKER], lambda rs: False, timeout=3)
+    log = await read(observer_factory(good, [Topic.BREAKER]), lambda rs: False, timeout=3)
     replicas = transitions_by_replica(log)
     assert len(replicas) == 2 * REPLICAS
     first_pair, second_pair = list(replicas.values())[:2], list(replicas.values())[2:]

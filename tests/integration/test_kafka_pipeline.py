@@ -35,18 +35,11 @@ def kafka_settings(dev_stack) -> Settings:
     )
 
 
-async def collect(settings: Settings, expected: set[str], timeout: float) -> dict[str, list]:
-    """Every terminal record per image id, until each expected id has one (or timeout)."""
-    topics = TopicNames(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        *[topics.name(t) for t in TERMINAL],
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"observer-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+async def collect(
+    consumer: AIOKafkaConsumer, expected: set[str], timeout: float
+) -> dict[str, list]:
+    """Every terminal record per image id (``consumer``: an observer of the terminal topics),
+    until each expected id has one (or timeout)."""
     await consumer.start()
     seen: dict[str, list] = {}
     try:
@@ -65,7 +58,9 @@ async def collect(settings: Settings, expected: set[str], timeout: float) -> dic
     return seen
 
 
-async def test_every_stage_end_to_end_over_kafka_and_s3(tmp_path: Path, kafka_settings):
+async def test_every_stage_end_to_end_over_kafka_and_s3(
+    tmp_path: Path, kafka_settings, observer_factory
+):
     items = generate_sample(tmp_path / "sample", 12, seed=5)
     files = collect_inputs(tmp_path / "sample" / "upload")
     stop = asyncio.Event()
@@ -73,7 +68,7 @@ async def test_every_stage_end_to_end_over_kafka_and_s3(tmp_path: Path, kafka_se
     try:
         submitted = await submit_files(files, kafka_settings, Operations(upscale_to=1000))
         ids = {image_id for _, image_id in submitted}
-        seen = await collect(kafka_settings, ids, timeout=240)
+        seen = await collect(observer_factory(kafka_settings, TERMINAL), ids, timeout=240)
     finally:
         stop.set()
         await asyncio.wait_for(worker, 60)
@@ -115,7 +110,9 @@ def _uploaded(settings: Settings, image_id: str, **image) -> bytes:
     ).encode()
 
 
-async def test_poison_records_go_to_dlq_and_good_ones_keep_flowing(tmp_path, kafka_settings):
+async def test_poison_records_go_to_dlq_and_good_ones_keep_flowing(
+    tmp_path, kafka_settings, observer_factory
+):
     settings = kafka_settings
     topics = TopicNames(settings.topic_prefix)
     generate_sample(tmp_path / "s", 1, seed=1)
@@ -147,7 +144,8 @@ async def test_poison_records_go_to_dlq_and_good_ones_keep_flowing(tmp_path, kaf
     try:
         submitted = await submit_files(files, settings, Operations())
         good_id = submitted[0][1]
-        seen = await collect(settings, set(poison) | {good_id}, timeout=120)
+        seen = await collect(observer_factory(settings, TERMINAL), set(poison) | {good_id},
+                             timeout=120)
     finally:
         stop.set()
         await asyncio.wait_for(worker, 60)

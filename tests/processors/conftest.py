@@ -17,11 +17,22 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 from skimage import data
 
 RGB = tuple[int, int, int]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """torch on one thread, as pixelgate runs it (``Settings.torch_threads``): the fastest
+    setting for the processors' small crops and tiles, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class Scene(NamedTuple):

@@ -29,15 +29,6 @@ from processors.text import TextDetector
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # The machine is shared; one thread is also the fastest setting for these small crops.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def inpainter() -> Inpainter:
     return Inpainter()

@@ -24,15 +24,6 @@ from processors.upscale import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _few_threads():
-    """Two cores are shared by several people: stay on one thread here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def upscaler() -> Upscaler:
     return Upscaler()
