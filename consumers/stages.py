@@ -173,16 +173,15 @@ class _Admission:
 _CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 
 
-def _admit(
-    board: BreakerBoard | None, settings: Settings, stage: str, vendors: Sequence[str]
-) -> _Admission:
+def _admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> _Admission:
     """Ask the breaker about each item, in order. With the ``pause`` policy an open scope raises
     :class:`BreakerOpenError` before any half-open permit is taken: the runner then holds the
     batch (partitions paused, nothing committed) and retries it with backoff."""
-    if board is None or stage not in settings.breakers:
+    policy = board.policy(stage) if board is not None else None
+    if board is None or policy is None:
         return _Admission((True,) * len(vendors), (False,) * len(vendors))
     states = [board.state(stage, vendor) for vendor in vendors]
-    if settings.breakers[stage].when_open == "pause":
+    if policy.when_open == "pause":
         blocked = sorted({v for v, st in zip(vendors, states, strict=True)
                           if st in _CLOSED_TO_EDITS})
         if blocked:
@@ -455,7 +454,7 @@ class InpaintStage:
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
         admission = _admit(
-            self.board, self.settings, self.name,
+            self.board, self.name,
             [it.event.data.context.vendor_id for it in items],
         )
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
@@ -588,7 +587,7 @@ class UpscaleStage:
     def process(self, items: Sequence[Loaded[Image]]) -> list[Output]:
         started = time.perf_counter()
         admission = _admit(
-            self.board, self.settings, self.name,
+            self.board, self.name,
             [it.event.data.context.vendor_id for it in items],
         )
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
