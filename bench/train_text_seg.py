@@ -1,0 +1,369 @@
+"""Train the text segmenter (processors.text_seg.TextSegNet) on rendered overlays.
+
+Reproducible: seeded torch and numpy, deterministic data order.
+
+    .venv/bin/python -m bench.train_text_seg --steps 2500 --out processors/weights
+
+Training data, all from declared dependencies, generated on the fly:
+
+- **Backgrounds**: scikit-image's camera, coins, moon, cell, clock_motion, hubble_deep_field,
+  retina, ihc (immunohistochemistry), horse, microaneurysms, logo and color (grey ones stacked
+  to RGB), at 0.5-1.5x, plus procedural scenes (gradients with antialiased shapes, gratings,
+  blob noise, leaf litter, checks) drawn here. Left out on purpose: every image of the quality
+  benchmark (astronaut, chelsea, coffee, rocket, grace_hopper, motorcycle_right, brick, grass,
+  gravel), motorcycle_left (the other half of motorcycle_right's stereo pair), and page/text
+  (real text without labels). The benchmark's own renderers (bench/corpus.py) are not used.
+- **Overlays**: 0-3 lines of random strings (letters, digits, symbols) per 192 px crop in
+  matplotlib's DejaVu faces or Pillow's default font, cap height 7-70 px, in one of three
+  styles: *watermark* (alpha 0.2-0.6, white or grey, often large and rotated up to 60 degrees),
+  *caption* (opaque, optional outline and drop shadow, level or slightly rotated) and *plain*
+  (any colour, alpha 0.5-1). A quarter of the crops carry no text (negatives).
+- **Target**: every pixel the overlay changed (any channel, after rounding to uint8): the same
+  definition as the benchmark's ground truth.
+
+Loss: binary cross-entropy (positives weighted 2x) plus soft Dice; AdamW, cosine decay.
+Writes ``OUT/text_seg.pt`` (what :func:`processors.text_seg.load_text_seg` reads) and
+``OUT/text_seg.json`` (training figures: loss, and pixel recall/precision on a held-out
+validation set of generated crops with its own seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import string
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import matplotlib as mpl
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFilter, ImageFont
+from rich.console import Console
+from rich.progress import Progress
+from skimage import data
+
+from processors.text_seg import WEIGHTS_FORMAT, TextSegNet
+
+__all__ = ["Sampler", "backgrounds", "main", "train"]
+
+SKIMAGE_FILES = (
+    "camera.png",
+    "coins.png",
+    "moon.png",
+    "cell.png",
+    "clock_motion.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+    "horse.png",
+    "microaneurysms.png",
+    "logo.png",
+    "color.png",
+)
+"""scikit-image sample files the segmenter may train on (none is in the quality benchmark)."""
+FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "pillow-default",
+)
+CHARS = string.ascii_letters + string.digits + "©@&%-:._/#!"
+CROP = 192
+"""Side of a training crop."""
+BATCH = 10
+SEED = 104729
+VAL_SEED = 1299709
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.dtype != np.uint8:
+        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _scene(rng: np.random.Generator, size: int = 384) -> np.ndarray:
+    """A procedural background: gradient + shapes, a grating, blob noise, leaves or checks."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    kind = int(rng.integers(0, 5))
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    if kind == 1:
+        freq, angle = rng.uniform(4, 40), rng.uniform(0, math.pi)
+        t = 0.5 + 0.5 * np.sin(2 * math.pi * freq * (np.cos(angle) * xx + np.sin(angle) * yy))
+    elif kind == 2:
+        noise = cv2.GaussianBlur(rng.standard_normal((size, size)), (0, 0), rng.uniform(1, 12))
+        t = (noise - noise.min()) / (np.ptp(noise) + 1e-9)
+    elif kind == 4:
+        cells = int(rng.integers(4, 24))
+        t = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2) * rng.uniform(0.3, 1.0)
+        t = cv2.GaussianBlur(t, (0, 0), 0.7)
+    else:
+        angle = rng.uniform(0, 2 * math.pi)
+        t = (np.cos(angle) * xx + np.sin(angle) * yy + 1.0) / 2.0
+    base = c0 * (1 - t[:, :, None]) + c1 * t[:, :, None]
+    canvas = PILImage.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    if kind in (0, 3):
+        up = 2
+        canvas = canvas.resize((size * up, size * up), PILImage.Resampling.BILINEAR)
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(int(rng.integers(3, 40 if kind == 3 else 10))):
+            x0, y0 = rng.uniform(-20, size * up, 2)
+            w, h = rng.uniform(8 * up, size * up / (6 if kind == 3 else 2), 2)
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            if kind == 3 or rng.random() < 0.5:
+                draw.ellipse((x0, y0, x0 + w, y0 + h / 3 if kind == 3 else y0 + h), fill=fill)
+            else:
+                draw.rectangle((x0, y0, x0 + w, y0 + h), fill=fill)
+        canvas = canvas.resize((size, size), PILImage.Resampling.BOX)
+    return np.asarray(canvas, np.uint8)
+
+
+def backgrounds(scenes: int = 24, seed: int = SEED) -> list[np.ndarray]:
+    """The training backgrounds (see the module doc)."""
+    folder = Path(data.__file__).parent
+    images = [_rgb(np.asarray(PILImage.open(folder / name).convert("RGB"))) for name in SKIMAGE_FILES]
+    rng = np.random.default_rng(seed)
+    return images + [_scene(rng) for _ in range(scenes)]
+
+
+def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    if name == "pillow-default":
+        font = ImageFont.load_default(size=size)
+        assert isinstance(font, ImageFont.FreeTypeFont)  # noqa: S101 - Pillow with FreeType
+        return font
+    path = Path(mpl.get_data_path()) / "fonts" / "ttf" / name
+    return ImageFont.truetype(str(path), size=size)
+
+
+class Sampler:
+    """Seeded generator of (image, target) training crops."""
+
+    def __init__(self, images: Sequence[np.ndarray], seed: int) -> None:
+        self.images = list(images)
+        self.rng = np.random.default_rng(seed)
+
+    def _background(self) -> np.ndarray:
+        rng = self.rng
+        image = self.images[int(rng.integers(0, len(self.images)))]
+        scale = float(np.exp(rng.uniform(math.log(0.5), math.log(1.5))))
+        need = math.ceil(CROP / scale) + 2
+        h, w = image.shape[:2]
+        if h < need or w < need:
+            factor = need / min(h, w)
+            image = cv2.resize(image, (math.ceil(w * factor), math.ceil(h * factor)))
+            h, w = image.shape[:2]
+        y, x = int(rng.integers(0, h - need + 1)), int(rng.integers(0, w - need + 1))
+        patch = cv2.resize(image[y : y + need, x : x + need], (CROP, CROP),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < 0.3:
+            patch = patch[:, :, rng.permutation(3)]
+        return np.ascontiguousarray(patch)
+
+    def _element(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, float]]]:
+        """One text line: list of (coverage HxW, colour, alpha) layers and its placement."""
+        rng = self.rng
+        style = rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25])
+        if style == "watermark":
+            cap = float(np.exp(rng.uniform(math.log(14), math.log(70))))
+        else:
+            cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
+        name = str(rng.choice(np.array(FONTS)))
+        size = max(6, round(cap * 1.4))
+        font = _font(name, size)
+        length = int(rng.integers(2, 14))
+        text = "".join(rng.choice(np.array(list(CHARS)), length))
+        if rng.random() < 0.3:
+            cut = int(rng.integers(1, length)) if length > 1 else 1
+            text = text[:cut] + " " + text[cut:]
+        stroke = int(rng.integers(1, 4)) if style == "caption" and rng.random() < 0.6 else 0
+        left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+        pad = 4 + stroke
+        shadow = style == "caption" and rng.random() < 0.4
+        extra = 6 if shadow else 0
+        cw, ch = int(right - left) + 2 * pad + extra, int(bottom - top) + 2 * pad + extra
+        fill_l = PILImage.new("L", (cw, ch), 0)
+        ImageDraw.Draw(fill_l).text((pad - left, pad - top), text, font=font, fill=255)
+        layers: list[tuple[np.ndarray, np.ndarray, float]] = []
+        if style == "watermark":
+            grey = rng.random() < 0.35
+            colour = np.full(3, rng.uniform(90, 170) if grey else rng.uniform(225, 255))
+            if rng.random() < 0.15:
+                colour = np.full(3, rng.uniform(0, 40))
+            alpha = float(rng.uniform(0.2, 0.6))
+        else:
+            colour = rng.uniform(0, 255, 3)
+            if rng.random() < 0.5:
+                colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else np.array(
+                    [255.0, 220.0, 0.0])
+            alpha = 1.0 if style == "caption" else float(rng.uniform(0.5, 1.0))
+        if shadow:
+            off = int(rng.integers(1, 4))
+            sh = PILImage.new("L", (cw, ch), 0)
+            sh.paste(fill_l, (off, off))
+            sh = sh.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+            layers.append((np.asarray(sh, np.float64) / 255.0, np.zeros(3), 0.7))
+        if stroke:
+            out_l = PILImage.new("L", (cw, ch), 0)
+            ImageDraw.Draw(out_l).text((pad - left, pad - top), text, font=font, fill=255,
+                                       stroke_width=stroke, stroke_fill=255)
+            dark = 255.0 - colour if rng.random() < 0.8 else rng.uniform(0, 255, 3)
+            layers.append((np.asarray(out_l, np.float64) / 255.0, np.clip(dark, 0, 255), 1.0))
+        layers.append((np.asarray(fill_l, np.float64) / 255.0, colour, alpha))
+        if style == "watermark":
+            angle = float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
+        else:
+            angle = 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
+        if angle:
+            rotated = []
+            for cov, col, a in layers:
+                im = PILImage.fromarray(np.rint(cov * 255).astype(np.uint8))
+                im = im.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
+                rotated.append((np.asarray(im, np.float64) / 255.0, col, a))
+            layers = rotated
+        return style, layers  # type: ignore[return-value]
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One crop and its target (HxW uint8, 1 = changed by the overlay)."""
+        rng = self.rng
+        clean = self._background()
+        out = clean.astype(np.float64)
+        lines = 0 if rng.random() < 0.25 else int(rng.integers(1, 4))
+        for _ in range(lines):
+            _, layers = self._element()
+            lh, lw = layers[0][0].shape
+            x = int(rng.integers(-lw // 3, max(1, CROP - 2 * lw // 3)))
+            y = int(rng.integers(-lh // 3, max(1, CROP - 2 * lh // 3)))
+            for cov, colour, alpha in layers:
+                full = np.zeros((CROP, CROP), np.float64)
+                sy0, sx0 = max(0, -y), max(0, -x)
+                dy0, dx0 = max(0, y), max(0, x)
+                hh = min(lh - sy0, CROP - dy0)
+                ww = min(lw - sx0, CROP - dx0)
+                if hh <= 0 or ww <= 0:
+                    continue
+                full[dy0 : dy0 + hh, dx0 : dx0 + ww] = cov[sy0 : sy0 + hh, sx0 : sx0 + ww]
+                a = (full * alpha)[:, :, None]
+                out = out * (1 - a) + colour[None, None, :] * a
+        image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        target = (image != clean).any(axis=2).astype(np.uint8)
+        return image, target
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self.sample() for _ in range(size)]
+        x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float() / 255.0
+        y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
+        return x, y
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(2.0)
+    )
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum()
+    dice = 1 - (2 * inter + 1) / (prob.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def evaluate(net: TextSegNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Pixel recall / precision at 0.5 on fixed validation batches (target dilated by 2 px for
+    precision: antialiasing fringes are not false alarms)."""
+    net.eval()
+    tp = fn = fp = 0.0
+    with torch.inference_mode():
+        for x, y in batches:
+            pred = torch.sigmoid(net(x)) > 0.5
+            truth = y > 0.5
+            near = F.max_pool2d(y, 5, stride=1, padding=2) > 0.5
+            tp += float((pred & truth).sum())
+            fn += float((~pred & truth).sum())
+            fp += float((pred & ~near).sum())
+    net.train()
+    return {"recall": tp / max(1.0, tp + fn), "precision": tp / max(1.0, tp + fp)}
+
+
+def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, Any]:
+    torch.manual_seed(SEED)
+    torch.set_num_threads(threads)
+    images = backgrounds()
+    sampler = Sampler(images, SEED)
+    val_sampler = Sampler(images, VAL_SEED)
+    val = [val_sampler.batch(BATCH) for _ in range(6)]
+    net = TextSegNet()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps,
+                                                   pct_start=0.05)
+    started = time.perf_counter()
+    history: list[dict[str, float]] = []
+    running = 0.0
+    with Progress(console=console) as progress:
+        task = progress.add_task("train text segmenter", total=steps)
+        for step in range(1, steps + 1):
+            x, y = sampler.batch(BATCH)
+            loss = _loss(net(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            progress.update(task, advance=1, description=f"train text segmenter loss {running:.3f}")
+            if step % 250 == 0 or step == steps:
+                figures = {"step": step, "loss": running, **evaluate(net, val)}
+                history.append(figures)
+                console.print(figures)
+                _save(net, out, history, time.perf_counter() - started, steps)
+    return history[-1]
+
+
+def _save(net: TextSegNet, out: Path, history: list[dict[str, float]], seconds: float,
+          steps: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"format": WEIGHTS_FORMAT, "widths": list(net.widths),
+         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}},
+        out / "text_seg.pt",
+    )
+    meta = {"steps": steps, "batch": BATCH, "crop": CROP, "seed": SEED, "val_seed": VAL_SEED,
+            "seconds": round(seconds, 1), "history": history,
+            "parameters": sum(p.numel() for p in net.parameters())}
+    (out / "text_seg.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--out", type=Path, default=Path("processors/weights"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--preview", type=Path, default=None,
+                        help="write a few training crops and targets as PNGs here and stop")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.preview is not None:
+        args.preview.mkdir(parents=True, exist_ok=True)
+        sampler = Sampler(backgrounds(), SEED)
+        for k in range(12):
+            image, target = sampler.sample()
+            both = np.concatenate([image, np.repeat(target[:, :, None] * 255, 3, 2)], 1)
+            PILImage.fromarray(both).save(args.preview / f"crop{k:02d}.png")
+        return 0
+    train(args.steps, args.out, args.threads, console)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
