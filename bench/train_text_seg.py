@@ -6,10 +6,12 @@ Reproducible: seeded torch and numpy, deterministic data order.
 
 Training data, all from declared dependencies, generated on the fly:
 
-- **Backgrounds**: scikit-image's camera, coins, moon, cell, clock_motion, hubble_deep_field,
-  retina, ihc (immunohistochemistry), horse, microaneurysms, logo and color (grey ones stacked
-  to RGB), at 0.5-1.5x, plus procedural scenes (gradients with antialiased shapes, gratings,
-  blob noise, leaf litter, checks) drawn here. Left out on purpose: every image of the quality
+- **Backgrounds**: 70 % photos: scikit-image's camera, coins, moon, cell, clock_motion,
+  hubble_deep_field, retina, ihc (immunohistochemistry), horse, microaneurysms, logo and color
+  (grey ones stacked to RGB), scikit-learn's china.jpg and flower.jpg, matplotlib's
+  Minduka_Present_Blue_Pack.png, at 0.5-1.5x, flipped, channel-swapped, with random gain and
+  gamma; 30 % procedural scenes (gradients with antialiased shapes, gratings, blob noise, leaf
+  litter, checks) drawn here. Left out on purpose: every image of the quality
   benchmark (astronaut, chelsea, coffee, rocket, grace_hopper, motorcycle_right, brick, grass,
   gravel), motorcycle_left (the other half of motorcycle_right's stereo pair), and page/text
   (real text without labels). The benchmark's own renderers (bench/corpus.py) are not used.
@@ -17,7 +19,7 @@ Training data, all from declared dependencies, generated on the fly:
   matplotlib's DejaVu faces or Pillow's default font, cap height 7-70 px, in one of three
   styles: *watermark* (alpha 0.2-0.6, white or grey, often large and rotated up to 60 degrees),
   *caption* (opaque, optional outline and drop shadow, level or slightly rotated) and *plain*
-  (any colour, alpha 0.5-1). A quarter of the crops carry no text (negatives).
+  (any colour, alpha 0.5-1). 30 % of the crops carry no text (negatives).
 - **Target**: every pixel the overlay changed (any channel, after rounding to uint8): the same
   definition as the benchmark's ground truth.
 
@@ -48,6 +50,7 @@ from PIL import ImageDraw, ImageFilter, ImageFont
 from rich.console import Console
 from rich.progress import Progress
 from skimage import data
+from sklearn import datasets as sklearn_datasets
 
 from processors.text_seg import WEIGHTS_FORMAT, TextSegNet
 
@@ -83,6 +86,8 @@ CROP = 192
 """Side of a training crop."""
 BATCH = 10
 SEED = 104729
+PHOTO_SHARE = 0.7
+"""Share of crops cut from photos (the rest from procedural scenes)."""
 VAL_SEED = 1299709
 
 
@@ -131,12 +136,20 @@ def _scene(rng: np.random.Generator, size: int = 384) -> np.ndarray:
     return np.asarray(canvas, np.uint8)
 
 
-def backgrounds(scenes: int = 24, seed: int = SEED) -> list[np.ndarray]:
-    """The training backgrounds (see the module doc)."""
+def photos() -> list[np.ndarray]:
+    """The training photos: scikit-image's (:data:`SKIMAGE_FILES`), scikit-learn's two sample
+    photos (china.jpg, flower.jpg) and matplotlib's Minduka_Present_Blue_Pack.png."""
     folder = Path(data.__file__).parent
-    images = [_rgb(np.asarray(PILImage.open(folder / name).convert("RGB"))) for name in SKIMAGE_FILES]
+    paths = [folder / name for name in SKIMAGE_FILES]
+    paths += [Path(sklearn_datasets.__file__).parent / "images" / n for n in ("china.jpg", "flower.jpg")]
+    paths.append(Path(mpl.get_data_path()) / "sample_data" / "Minduka_Present_Blue_Pack.png")
+    return [_rgb(np.asarray(PILImage.open(path).convert("RGB"))) for path in paths]
+
+
+def backgrounds(scenes: int = 24, seed: int = SEED) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The training backgrounds (see the module doc): photos, and procedural scenes."""
     rng = np.random.default_rng(seed)
-    return images + [_scene(rng) for _ in range(scenes)]
+    return photos(), [_scene(rng) for _ in range(scenes)]
 
 
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
@@ -151,13 +164,16 @@ def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
 class Sampler:
     """Seeded generator of (image, target) training crops."""
 
-    def __init__(self, images: Sequence[np.ndarray], seed: int) -> None:
-        self.images = list(images)
+    def __init__(
+        self, pools: tuple[Sequence[np.ndarray], Sequence[np.ndarray]], seed: int
+    ) -> None:
+        self.photos, self.scenes = list(pools[0]), list(pools[1])
         self.rng = np.random.default_rng(seed)
 
     def _background(self) -> np.ndarray:
         rng = self.rng
-        image = self.images[int(rng.integers(0, len(self.images)))]
+        pool = self.photos if rng.random() < PHOTO_SHARE else self.scenes
+        image = pool[int(rng.integers(0, len(pool)))]
         scale = float(np.exp(rng.uniform(math.log(0.5), math.log(1.5))))
         need = math.ceil(CROP / scale) + 2
         h, w = image.shape[:2]
@@ -172,6 +188,12 @@ class Sampler:
             patch = patch[:, ::-1]
         if rng.random() < 0.3:
             patch = patch[:, :, rng.permutation(3)]
+        if rng.random() < 0.5:
+            # Colour and exposure changes: more photos out of the few that ship.
+            gain = rng.uniform(0.7, 1.3, 3) * rng.uniform(0.7, 1.2)
+            gamma = float(np.exp(rng.uniform(-0.4, 0.4)))
+            shifted = 255.0 * (patch / 255.0) ** gamma * gain
+            patch = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(patch)
 
     def _element(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, float]]]:
@@ -242,7 +264,7 @@ class Sampler:
         rng = self.rng
         clean = self._background()
         out = clean.astype(np.float64)
-        lines = 0 if rng.random() < 0.25 else int(rng.integers(1, 4))
+        lines = 0 if rng.random() < 0.3 else int(rng.integers(1, 4))
         for _ in range(lines):
             _, layers = self._element()
             lh, lw = layers[0][0].shape
@@ -320,7 +342,8 @@ def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, An
             loss.backward()
             optimiser.step()
             schedule.step()
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            value = float(loss.detach())
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             progress.update(task, advance=1, description=f"train text segmenter loss {running:.3f}")
             if step % 250 == 0 or step == steps:
                 figures = {"step": step, "loss": running, **evaluate(net, val)}

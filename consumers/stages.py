@@ -40,7 +40,7 @@ from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.quality import measure_edits, measure_upscales
 from processors.tensors import Image, Mask
-from processors.text import TextDetector
+from processors.text import TextDetector, TextDetectorConfig
 from processors.upscale import UpscaleConfig, Upscaler, plan_scale, resize_long_side
 from schemas.events import (
     CloudEvent,
@@ -318,7 +318,7 @@ class RouteStage:
 
     def __init__(self, settings: Settings) -> None:
         self.keys = _keys(settings)
-        self.detector = TextDetector()
+        self.detector = TextDetector(text_config(settings))
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         return _parse(PreflightData, value)
@@ -723,6 +723,12 @@ def decode_mask_raw(data: bytes, shape: tuple[int, int]) -> Mask:
         if gray.size != (shape[1], shape[0]):
             gray = gray.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR)
         return np.ascontiguousarray(np.asarray(gray, dtype=np.uint8))
+
+
+def text_config(settings: Settings) -> TextDetectorConfig:
+    """The text detector the settings ask for (segmenter on or off, device)."""
+    device = "cuda" if settings.torch_device().startswith("cuda") else "cpu"
+    return TextDetectorConfig(device=device, segmenter=settings.text_segmenter)
 
 
 def inpaint_config(settings: Settings) -> InpaintConfig:

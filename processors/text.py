@@ -36,8 +36,19 @@ Per call, for a batch of images:
    ``dilation`` px plus a share of the glyph height for drop shadows (at most 8 px). Text on a
    bounded patch of one colour (a promo label) gets the patch masked too.
 
+6. **Segmenter pass.** Faint watermarks over *busy* photos get no DBNet response even on the
+   normalised copy. A small network trained by this repo (:mod:`processors.text_seg`,
+   ``bench/train_text_seg.py``) marks, per pixel, what an overlay changed; its regions are
+   accepted only when their *shape* reads as text: each group of segmented glyphs (glyphs
+   within a few px of each other, and separately chains of similar-sized glyphs in a line) is
+   cut out upright from the probability map drawn as ink on white and read by the same
+   recognizer (at least ``min_chars`` characters at ``segment_min_confidence``). A lone symbol
+   of the line's size just beyond either end of an accepted line is read on its own. The
+   accepted pixels, grown by ``dilation``, join the mask. ``segmenter=False`` turns it off.
+
 The CUDA path: ``device="cuda"`` uses onnxruntime's ``CUDAExecutionProvider`` when it is
-available (it needs the ``onnxruntime-gpu`` build), and the CPU otherwise;
+available (it needs the ``onnxruntime-gpu`` build), and the CPU otherwise (the segmenter runs in
+torch on CUDA when torch sees a GPU);
 :attr:`TextDetector.providers` says which one is active. The result for an image is
 deterministic and does not depend on the rest of the batch.
 
@@ -68,8 +79,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+import torch
+from scipy.spatial import cKDTree
 
 from processors.tensors import Image, Mask, check_image
+from processors.text_seg import load_text_seg, segment
 
 __all__ = [
     "TextDetector",
@@ -100,6 +114,11 @@ _BOOST_FLOOR = 4.0
 _BOOST_MAX_GAIN = 6.0
 """... and never by more than this gain."""
 _LEVEL = math.sin(math.radians(5.0))
+_GROUP_REACH = 4
+_MIN_GLYPH_AREA = 6
+"""Segmented regions smaller than this (px) are specks, not glyphs."""
+"""Segmented glyphs closer than twice this (in px of the segmenter's working image) are judged
+as one group."""
 """Promo labels are looked for behind text within 5 degrees of level."""
 """Most px the ink of a region is grown by (the benchmark forgives 8 px around the truth)."""
 
@@ -195,6 +214,25 @@ class TextDetectorConfig:
     shadow_reach: float = 0.15
     """Extra growth of the mask, as a fraction of the glyph height, to cover drop shadows and
     their blur (the total growth is capped at 8 px)."""
+    segmenter: bool = True
+    """Run the learned text segmenter (:mod:`processors.text_seg`) as a third pass: it finds
+    the faint, rotated watermarks over busy photos that the DBNet does not see."""
+    segmenter_weights: Path | None = None
+    """Weights file for the segmenter (``None`` = the packaged ``text_seg.pt``)."""
+    segment_size: int = 1280
+    """Long side, in px, that larger images are shrunk to for the segmenter."""
+    segment_threshold: float = 0.5
+    """Probability above which a pixel is text for the segmenter."""
+    segment_low_threshold: float = 0.25
+    """Inside a segmented line accepted as text, pixels above this probability count too."""
+    segment_min_area: int = 150
+    """Fewest pixels (at the segmenter's working size) of a group of segmented glyphs for it to
+    count; smaller groups are dropped."""
+    segment_min_score: float = 0.75
+    """Least mean probability over a group of segmented glyphs for it to count."""
+    segment_min_confidence: float = 0.8
+    """Least mean recognizer confidence of the characters read in a segmented group's shape
+    for it to be text (the check that keeps textures out)."""
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -257,6 +295,23 @@ class TextDetectorConfig:
             raise ValueError(
                 f"TextDetectorConfig: dilation must be in [0, {_MAX_REACH}], got {self.dilation}."
             )
+        if self.segment_size < 64:
+            raise ValueError(
+                f"TextDetectorConfig: segment_size must be >= 64, got {self.segment_size}."
+            )
+        for name in (
+            "segment_threshold",
+            "segment_low_threshold",
+            "segment_min_score",
+            "segment_min_confidence",
+        ):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"TextDetectorConfig: {name} must be in (0, 1), got {value}.")
+        if self.segment_min_area < 1:
+            raise ValueError(
+                f"TextDetectorConfig: segment_min_area must be >= 1, got {self.segment_min_area}."
+            )
         if not 0.0 <= self.shadow_reach <= 1.0:
             raise ValueError(
                 f"TextDetectorConfig: shadow_reach must be in [0, 1], got {self.shadow_reach}."
@@ -315,8 +370,8 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-1"
-    """Goes into result events."""
+    version: str = "text-ppocr4-2"
+    """Goes into result events (``-2``: with the segmenter pass)."""
 
     def __init__(self, config: TextDetectorConfig | None = None) -> None:
         self.config = config if config is not None else TextDetectorConfig()
@@ -340,6 +395,11 @@ class TextDetector:
         """onnxruntime providers in use, first = active (``CUDAExecutionProvider`` or CPU)."""
         charset = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         self._charset = ["", *charset, " "]
+        use_cuda = self.config.device == "cuda" and torch.cuda.is_available()
+        self._torch_device = torch.device("cuda" if use_cuda else "cpu")
+        self._seg: torch.nn.Module | None = None
+        if self.config.segmenter:
+            self._seg = load_text_seg(self.config.segmenter_weights).to(self._torch_device)
 
     def __call__(self, images: Sequence[Image]) -> list[TextResult]:
         """One :class:`TextResult` per image."""
@@ -417,7 +477,10 @@ class TextDetector:
             for (i, r), reading in zip(extra, extra_readings, strict=True):
                 if reading is _Reading.TEXT:
                     keep[i].append((r, boost_probs[i], boost_scales[i]))
-        return [self._result(image, found) for image, found in zip(checked, keep, strict=True)]
+        return [
+            self._result(image, found, self._segment(image) if self._seg is not None else None)
+            for image, found in zip(checked, keep, strict=True)
+        ]
 
     def _detect(
         self, images: list[Image], sizes: list[tuple[int, int]], *, boost: bool
@@ -502,11 +565,202 @@ class TextDetector:
                     readings[i] = _Reading.TEXT
         return readings
 
+    def _segment(self, image: Image) -> tuple[Mask, list[Box]]:
+        """The segmenter's mask (grown by ``dilation``) and the boxes of its glyph groups."""
+        cfg = self.config
+        assert self._seg is not None  # noqa: S101 - only called with a segmenter
+        h, w = image.shape[:2]
+        scale = min(1.0, cfg.segment_size / max(h, w))
+        small = image
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+        prob = segment(self._seg, small, device=self._torch_device)
+        binary = (prob > cfg.segment_threshold).astype(np.uint8)
+        # The glyphs of a line are separate regions: a group is the glyphs within a few px of
+        # each other, judged together (a lone speck of texture is small and doubtful).
+        groups = cv2.dilate(binary, _disc(_GROUP_REACH))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+        inside = binary > 0
+        areas = np.bincount(labels[inside], minlength=count)
+        scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
+        keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
+        keep[0] = False
+        keep, grouped = self._verify(prob, labels, stats, keep)
+        chosen = (keep[labels] & inside).astype(np.uint8) * 255
+        lined, chained = self._lines(prob, binary)
+        chosen |= lined
+        # Inside an accepted line, fainter strokes count too (hysteresis): where the
+        # background crosses a letter the segmenter is less sure of it.
+        support = np.zeros(prob.shape, np.uint8)
+        for region in [*grouped, *chained]:
+            cv2.fillPoly(support, [np.round(region.corners()).astype(np.int32)], 1)
+        chosen[(support > 0) & (prob > cfg.segment_low_threshold)] = 255
+        if scale < 1.0:
+            chosen = np.asarray(cv2.resize(chosen, (w, h), interpolation=cv2.INTER_LINEAR))
+            chosen = np.where(chosen >= 128, 255, 0).astype(np.uint8)
+        mask = np.asarray(cv2.dilate(chosen, _disc(cfg.dilation)), np.uint8)
+        boxes: list[Box] = []
+        for k in np.flatnonzero(keep):
+            x, y, bw, bh = (int(v) for v in stats[k, :4])
+            x0, y0 = int(x / scale), int(y / scale)
+            x1, y1 = min(w, math.ceil((x + bw) / scale)), min(h, math.ceil((y + bh) / scale))
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+        return mask, boxes
+
+    def _verify(
+        self,
+        prob: FloatArray,
+        labels: npt.NDArray[np.int32],
+        stats: npt.NDArray[np.int32],
+        keep: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.bool_], list[_Region]]:
+        """``keep`` narrowed to the glyph groups whose *shape* reads as text, and the upright
+        boxes of the groups read as text.
+
+        Each group is cut out upright (its minimum-area rotated box) from the probability map
+        drawn as dark ink on white, and read by the recognizer: a faint watermark's contrast
+        does not matter here, only the letter shapes the segmenter drew. A group read as a
+        single confident glyph (the "©" a space away from "shop") is kept when it lies within
+        a line height of a group read as text.
+        """
+        cfg = self.config
+        groups = np.flatnonzero(keep)
+        if len(groups) == 0:
+            return keep, []
+        paper = np.clip(np.rint(255.0 - 255.0 * prob), 0, 255).astype(np.uint8)
+        paper = np.repeat(paper[:, :, None], 3, axis=2)
+        regions = []
+        for k in groups:
+            x, y, bw, bh = (int(v) for v in stats[k, :4])
+            ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
+            points = np.column_stack([xs + x, ys + y]).astype(np.float32)
+            rect = cv2.minAreaRect(points)
+            regions.append(_region(rect, max(2.0, 0.15 * min(rect[1]))))
+        readings = self._read(
+            [_rec_crop(paper, region) for region in regions],
+            cfg.segment_min_confidence,
+            cfg.min_chars,
+        )
+        verified = np.zeros_like(keep)
+        near = np.zeros(prob.shape, np.uint8)
+        accepted = []
+        for k, region, reading in zip(groups, regions, readings, strict=True):
+            if reading is _Reading.TEXT:
+                verified[k] = True
+                accepted.append(region)
+                reach = round(region.thickness)
+                cv2.fillPoly(near, [np.round(region.corners(reach)).astype(np.int32)], 1)
+        for k, reading in zip(groups, readings, strict=True):
+            if reading is _Reading.SHORT and near[labels == k].any():
+                verified[k] = True
+        return verified, accepted
+
+    def _lines(
+        self, prob: FloatArray, binary: npt.NDArray[np.uint8]
+    ) -> tuple[Mask, list[_Region]]:
+        """Segmented glyphs that line up as text, read by the recognizer (255 = kept), and
+        the upright boxes of the lines read as text.
+
+        Glyph candidates are the connected regions of ``binary``; two are linked when their
+        sizes are within 2.5x of each other and their centres within 1.3 glyph sizes: the
+        letters of one line chain up, while a long background edge that the segmenter
+        partly marked is much larger than the letters beside it and stays out. Each chain
+        of two or more is cut out upright from the probability map drawn as ink on paper and
+        read like in :meth:`_verify`.
+        """
+        cfg = self.config
+        count, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        out = np.zeros(binary.shape, np.uint8)
+        ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= _MIN_GLYPH_AREA)
+        ids = ids[ids > 0]
+        if len(ids) < 2:
+            return out, []
+        sizes = np.maximum(stats[ids, cv2.CC_STAT_WIDTH], stats[ids, cv2.CC_STAT_HEIGHT])
+        sizes = sizes.astype(np.float64)
+        tree = cKDTree(centres[ids])
+        parent = list(range(len(ids)))
+
+        def root(k: int) -> int:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for a, b in tree.query_pairs(1.3 * float(sizes.max())):
+            small, large = sorted((sizes[a], sizes[b]))
+            if large > 2.5 * small:
+                continue
+            if np.hypot(*(centres[ids[a]] - centres[ids[b]])) <= 1.3 * large:
+                parent[root(a)] = root(b)
+        chains: dict[int, list[int]] = {}
+        for k in range(len(ids)):
+            chains.setdefault(root(k), []).append(int(ids[k]))
+        chains_list = [c for c in chains.values() if len(c) >= 2]
+        if not chains_list:
+            return out, []
+        paper = np.clip(np.rint(255.0 - 255.0 * prob), 0, 255).astype(np.uint8)
+        paper = np.repeat(paper[:, :, None], 3, axis=2)
+        regions = []
+        lines = []
+        size_of = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
+        for chain in chains_list:
+            ys, xs = np.nonzero(np.isin(labels, chain))
+            rect = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+            # One line is about one glyph thick; a chain spread over an area is not a line.
+            if min(rect[1]) > 2.0 * float(np.median([size_of[k] for k in chain])):
+                continue
+            lines.append(chain)
+            regions.append(_region(rect, max(2.0, 0.15 * min(rect[1]))))
+        chains_list = lines
+        readings = self._read(
+            [_rec_crop(paper, region) for region in regions],
+            cfg.segment_min_confidence,
+            cfg.min_chars,
+        )
+        near = np.zeros(binary.shape, np.uint8)
+        glyph = 0.0
+        accepted = []
+        for chain, region, reading in zip(chains_list, regions, readings, strict=True):
+            if reading is _Reading.TEXT:
+                out[np.isin(labels, chain)] = 255
+                accepted.append(region)
+                # A symbol a space away at either end of the line (the "©" of "© shop"):
+                # read on its own below when it is the size of the line's glyphs.
+                ends = region.corners(0.0, region.thickness)
+                cv2.fillPoly(near, [np.round(ends).astype(np.int32)], 1)
+                glyph = max(glyph, region.thickness)
+        if glyph == 0.0:
+            return out, accepted
+        chained = {k for chain in chains_list for k in chain}
+        singles = [
+            int(k)
+            for k, size in zip(ids, sizes, strict=True)
+            if int(k) not in chained
+            and 0.3 * glyph <= size <= 1.5 * glyph
+            and near[int(centres[k][1]), int(centres[k][0])]
+        ]
+        lone = []
+        for k in singles:
+            x, y, bw, bh = (int(v) for v in stats[k, :4])
+            lone.append(_Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0))
+        for k, reading in zip(
+            singles,
+            self._read([_rec_crop(paper, r) for r in lone], cfg.segment_min_confidence, 1),
+            strict=True,
+        ):
+            if reading is _Reading.TEXT:
+                out[labels == k] = 255
+        return out, accepted
+
     def _result(
-        self, image: Image, found: list[tuple[_Region, FloatArray, tuple[float, float]]]
+        self,
+        image: Image,
+        found: list[tuple[_Region, FloatArray, tuple[float, float]]],
+        segmented: tuple[Mask, list[Box]] | None = None,
     ) -> TextResult:
         """The mask of the accepted regions, each given with the probability map it was found
-        in and that map's scale to the image."""
+        in and that map's scale to the image, joined with the segmenter's (if any)."""
         h, w = image.shape[:2]
         mask = np.zeros((h, w), np.uint8)
         boxes: list[Box] = []
@@ -518,6 +772,14 @@ class TextDetector:
                     cv2.resize(binary, (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8
                 )
             boxes.append(self._paint(mask, image, _scale(region, sx, sy), text_regions[id(prob)]))
+        if segmented is not None:
+            extra, extra_boxes = segmented
+            # A group the regions above already masked is not a new line of text.
+            for x, y, bw, bh in extra_boxes:
+                window = extra[y : y + bh, x : x + bw] > 0
+                if np.count_nonzero(mask[y : y + bh, x : x + bw][window]) < 0.5 * window.sum():
+                    boxes.append((x, y, bw, bh))
+            mask |= extra
         return TextResult(
             mask=mask, boxes=tuple(boxes), coverage=float(np.count_nonzero(mask)) / mask.size
         )
