@@ -221,9 +221,9 @@ class TextDetectorConfig:
     """Weights file for the segmenter (``None`` = the packaged ``text_seg.pt``)."""
     segment_size: int = 1280
     """Long side, in px, that larger images are shrunk to for the segmenter."""
-    segment_threshold: float = 0.5
+    segment_threshold: float = 0.6
     """Probability above which a pixel is text for the segmenter."""
-    segment_low_threshold: float = 0.25
+    segment_low_threshold: float = 0.4
     """Inside a segmented line accepted as text, pixels above this probability count too."""
     segment_min_area: int = 150
     """Fewest pixels (at the segmenter's working size) of a group of segmented glyphs for it to
@@ -628,8 +628,7 @@ class TextDetector:
         groups = np.flatnonzero(keep)
         if len(groups) == 0:
             return keep, []
-        paper = np.clip(np.rint(255.0 - 255.0 * prob), 0, 255).astype(np.uint8)
-        paper = np.repeat(paper[:, :, None], 3, axis=2)
+        paper = _paper(prob)
         regions = []
         for k in groups:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
@@ -699,8 +698,7 @@ class TextDetector:
         chains_list = [c for c in chains.values() if len(c) >= 2]
         if not chains_list:
             return out, []
-        paper = np.clip(np.rint(255.0 - 255.0 * prob), 0, 255).astype(np.uint8)
-        paper = np.repeat(paper[:, :, None], 3, axis=2)
+        paper = _paper(prob)
         regions = []
         lines = []
         size_of = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
@@ -927,6 +925,12 @@ def _det_input(image: Image, size: tuple[int, int], boost_sigma: float = 0.0) ->
         image = _normalise(image, boost_sigma)
     bgr = image[:, :, ::-1].astype(np.float32)
     return np.ascontiguousarray((bgr / 127.5 - 1.0).transpose(2, 0, 1))
+
+
+def _paper(prob: FloatArray) -> Image:
+    """The probability map drawn as dark ink on white paper (RGB), for the recognizer."""
+    grey = np.clip(np.rint(255.0 - 255.0 * prob), 0, 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def _rounded(height: int, width: int, scale: float) -> tuple[int, int]:
