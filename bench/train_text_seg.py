@@ -85,6 +85,8 @@ CHARS = string.ascii_letters + string.digits + "©@&%-:._/#!"
 CROP = 192
 """Side of a training crop."""
 BATCH = 10
+MIN_STEPS = 10
+"""Fewest training steps (the learning-rate schedule needs a few)."""
 SEED = 104729
 PHOTO_SHARE = 0.7
 """Share of crops cut from photos (the rest from procedural scenes)."""
@@ -141,7 +143,8 @@ def photos() -> list[np.ndarray]:
     photos (china.jpg, flower.jpg) and matplotlib's Minduka_Present_Blue_Pack.png."""
     folder = Path(data.__file__).parent
     paths = [folder / name for name in SKIMAGE_FILES]
-    paths += [Path(sklearn_datasets.__file__).parent / "images" / n for n in ("china.jpg", "flower.jpg")]
+    sklearn_images = Path(sklearn_datasets.__file__).parent / "images"
+    paths += [sklearn_images / name for name in ("china.jpg", "flower.jpg")]
     paths.append(Path(mpl.get_data_path()) / "sample_data" / "Minduka_Present_Blue_Pack.png")
     return [_rgb(np.asarray(PILImage.open(path).convert("RGB"))) for path in paths]
 
@@ -155,7 +158,8 @@ def backgrounds(scenes: int = 24, seed: int = SEED) -> tuple[list[np.ndarray], l
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     if name == "pillow-default":
         font = ImageFont.load_default(size=size)
-        assert isinstance(font, ImageFont.FreeTypeFont)  # noqa: S101 - Pillow with FreeType
+        if not isinstance(font, ImageFont.FreeTypeFont):
+            raise RuntimeError("Pillow was built without FreeType; it cannot size fonts.")
         return font
     path = Path(mpl.get_data_path()) / "fonts" / "ttf" / name
     return ImageFont.truetype(str(path), size=size)
@@ -328,8 +332,10 @@ def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, An
     val = [val_sampler.batch(BATCH) for _ in range(6)]
     net = TextSegNet()
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps,
-                                                   pct_start=0.05)
+    # Warm-up over 5 % of the steps, but at least 2.5 steps (OneCycleLR divides by its length).
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=2e-3, total_steps=steps, pct_start=max(0.05, 2.5 / steps)
+    )
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     running = 0.0
@@ -345,7 +351,7 @@ def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, An
             value = float(loss.detach())
             running = 0.98 * running + 0.02 * value if step > 1 else value
             progress.update(task, advance=1, description=f"train text segmenter loss {running:.3f}")
-            if step % 250 == 0 or step == steps:
+            if step % 250 == 0 or step == steps:  # checkpoint: a stopped run keeps its work
                 figures = {"step": step, "loss": running, **evaluate(net, val)}
                 history.append(figures)
                 console.print(figures)
@@ -375,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preview", type=Path, default=None,
                         help="write a few training crops and targets as PNGs here and stop")
     args = parser.parse_args(argv)
+    if args.steps < MIN_STEPS:
+        parser.error(f"--steps must be at least {MIN_STEPS}, got {args.steps}")
     console = Console()
     if args.preview is not None:
         args.preview.mkdir(parents=True, exist_ok=True)

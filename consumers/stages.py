@@ -727,8 +727,8 @@ def decode_mask_raw(data: bytes, shape: tuple[int, int]) -> Mask:
 
 def text_config(settings: Settings) -> TextDetectorConfig:
     """The text detector the settings ask for (segmenter on or off, device)."""
-    device = "cuda" if settings.torch_device().startswith("cuda") else "cpu"
-    return TextDetectorConfig(device=device, segmenter=settings.text_segmenter)
+    cuda = settings.torch_device().startswith("cuda")
+    return TextDetectorConfig(device="cuda" if cuda else "cpu", segmenter=settings.text_segmenter)
 
 
 def inpaint_config(settings: Settings) -> InpaintConfig:

@@ -568,7 +568,8 @@ class TextDetector:
     def _segment(self, image: Image) -> tuple[Mask, list[Box]]:
         """The segmenter's mask (grown by ``dilation``) and the boxes of its glyph groups."""
         cfg = self.config
-        assert self._seg is not None  # noqa: S101 - only called with a segmenter
+        if self._seg is None:
+            raise RuntimeError("TextDetector._segment needs the segmenter (segmenter=True).")
         h, w = image.shape[:2]
         scale = min(1.0, cfg.segment_size / max(h, w))
         small = image
@@ -580,7 +581,9 @@ class TextDetector:
         # The glyphs of a line are separate regions: a group is the glyphs within a few px of
         # each other, judged together (a lone speck of texture is small and doubtful).
         groups = cv2.dilate(binary, _disc(_GROUP_REACH))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+        count, found, found_stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+        labels = np.asarray(found, np.int32)
+        stats = np.asarray(found_stats, np.int32)
         inside = binary > 0
         areas = np.bincount(labels[inside], minlength=count)
         scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
@@ -669,7 +672,7 @@ class TextDetector:
         read like in :meth:`_verify`.
         """
         cfg = self.config
-        count, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        _, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
         out = np.zeros(binary.shape, np.uint8)
         ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= _MIN_GLYPH_AREA)
         ids = ids[ids > 0]

@@ -124,26 +124,30 @@ def segment(
     device = device if device is not None else torch.device("cpu")
     height, width = image.shape[:2]
     prob = np.zeros((height, width), np.float32)
-    step = tile
+    whole = height <= tile + 2 * overlap and width <= tile + 2 * overlap
+    step = max(height, width) if whole else tile
     with torch.inference_mode():
         for y0 in range(0, height, step):
             for x0 in range(0, width, step):
                 y1, x1 = min(height, y0 + step), min(width, x0 + step)
                 cy0, cx0 = max(0, y0 - overlap), max(0, x0 - overlap)
                 cy1, cx1 = min(height, y1 + overlap), min(width, x1 + overlap)
-                if height <= tile + 2 * overlap and width <= tile + 2 * overlap:
-                    y0, x0, y1, x1, cy0, cx0, cy1, cx1 = 0, 0, height, width, 0, 0, height, width
-                crop = image[cy0:cy1, cx0:cx1]
-                x = torch.from_numpy(np.ascontiguousarray(crop)).to(device)
-                x = x.permute(2, 0, 1)[None].float() / 255.0
-                h, w = x.shape[2:]
-                ph, pw = (-h) % STRIDE, (-w) % STRIDE
-                if ph or pw:
-                    mode = "reflect" if ph < h and pw < w else "replicate"
-                    x = F.pad(x, (0, pw, 0, ph), mode=mode)
-                logits = net(x)[0, 0, :h, :w]
-                out = torch.sigmoid(logits).float().cpu().numpy()
-                prob[y0:y1, x0:x1] = out[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-                if y1 - y0 == height and x1 - x0 == width:
-                    return prob
+                prob[y0:y1, x0:x1] = _probabilities(net, image[cy0:cy1, cx0:cx1], device)[
+                    y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0
+                ]
     return prob
+
+
+def _probabilities(net: nn.Module, crop: Image, device: torch.device) -> npt.NDArray[np.float32]:
+    """Sigmoid of the network's logits on one crop, padded to a multiple of :data:`STRIDE`."""
+    # A copy: the input may be a read-only view, which torch refuses to wrap.
+    pixels = np.array(crop, dtype=np.uint8, order="C")
+    x = torch.from_numpy(pixels).to(device).permute(2, 0, 1)[None].float() / 255.0
+    h, w = x.shape[2:]
+    ph, pw = (-h) % STRIDE, (-w) % STRIDE
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    logits = net(x)[0, 0, :h, :w]
+    out: npt.NDArray[np.float32] = torch.sigmoid(logits).float().cpu().numpy()
+    return out
