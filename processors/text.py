@@ -53,16 +53,15 @@ torch on CUDA when torch sees a GPU);
 deterministic and does not depend on the rest of the batch.
 
 Measured on the seeded quality corpus (``bench/corpus.py``, seed 0: 50 text cases on 6 photos
-and 4 renders, 20 clean images), CPU: glyph-pixel recall (of every pixel the overlay changed)
-0.87 mean, 0.92 pooled; by kind caption 0.97, timestamp 1.00, promo 0.95, watermark 0.59,
-two overlays 0.83. False-positive area (mask outside the truth dilated by 8 px) 0.07 % of the
-image on average, at most 0.62 %; 1 of 20 clean images gets a mask (grace_hopper, whose name
-badge is real text). The second pass brings the faint watermark on flat colour from 0 to 1.0
-recall and changes nothing else. Known misses: faint watermarks over busy photos, which the
-detector does not see (or sees in part) even on the normalised copy; known excess: on busy
-photos a watermark's mask takes some texture around its glyphs. Cost on 2 shared CPU cores:
-about 0.55 s per working megapixel for the bare detector, 0.75-0.9 s with the recognizer check
-and masks, and 15-20 % more with the second pass (1280 x 960 input).
+and 4 renders, 20 clean images), CPU, with the segmenter pass: glyph-pixel recall (of every
+pixel the overlay changed) 0.909 mean (0.869 without the segmenter); by kind caption 0.97,
+timestamp 1.00, promo 0.95, watermark 0.77 (0.59 without), two overlays 0.85. False-positive
+area (mask outside the truth dilated by 8 px) 0.17 % of the image on average (0.07 % without);
+1 of 20 clean images gets a mask (grace_hopper, whose name badge is real text). Known misses:
+faint watermarks over busy photos whose segmented glyphs merge with background edges (the
+group's shape then does not read as text). Cost on 2 shared CPU cores: about 0.8 s per input
+megapixel without the segmenter and 2.2 s with it (the segmenter runs at full resolution up to
+``segment_size``).
 """
 
 from __future__ import annotations
