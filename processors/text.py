@@ -222,7 +222,10 @@ class TextDetectorConfig:
     """Long side, in px, that larger images are shrunk to for the segmenter."""
     segment_threshold: float = 0.6
     """Probability above which a pixel is text for the segmenter."""
-    segment_low_threshold: float = 0.4
+    segment_strict_thresholds: tuple[float, ...] = (0.8,)
+    """Further thresholds at which the segmenter's groups and lines are judged again (letters
+    that touch background edges at ``segment_threshold`` come apart from them); ``()`` = none."""
+    segment_low_threshold: float = 0.6
     """Inside a segmented line accepted as text, pixels above this probability count too."""
     segment_min_area: int = 150
     """Fewest pixels (at the segmenter's working size) of a group of segmented glyphs for it to
@@ -293,6 +296,11 @@ class TextDetectorConfig:
         if not 0 <= self.dilation <= _MAX_REACH:
             raise ValueError(
                 f"TextDetectorConfig: dilation must be in [0, {_MAX_REACH}], got {self.dilation}."
+            )
+        if not all(0.0 < t < 1.0 for t in self.segment_strict_thresholds):
+            raise ValueError(
+                "TextDetectorConfig: segment_strict_thresholds must lie in (0, 1), got "
+                f"{self.segment_strict_thresholds}."
             )
         if self.segment_size < 64:
             raise ValueError(
@@ -576,26 +584,32 @@ class TextDetector:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
         prob = segment(self._seg, small, device=self._torch_device)
-        binary = (prob > cfg.segment_threshold).astype(np.uint8)
-        # The glyphs of a line are separate regions: a group is the glyphs within a few px of
-        # each other, judged together (a lone speck of texture is small and doubtful).
-        groups = cv2.dilate(binary, _disc(_GROUP_REACH))
-        count, found, found_stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
-        labels = np.asarray(found, np.int32)
-        stats = np.asarray(found_stats, np.int32)
-        inside = binary > 0
-        areas = np.bincount(labels[inside], minlength=count)
-        scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
-        keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
-        keep[0] = False
-        keep, grouped = self._verify(prob, labels, stats, keep)
-        chosen = (keep[labels] & inside).astype(np.uint8) * 255
-        lined, chained = self._lines(prob, binary)
-        chosen |= lined
+        chosen = np.zeros(prob.shape, np.uint8)
+        accepted: list[_Region] = []
+        # At a stricter threshold, letters that touch background edges at the first one come
+        # apart from them; each threshold's groups and lines are judged on their own.
+        for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
+            binary = (prob > threshold).astype(np.uint8)
+            # The glyphs of a line are separate regions: a group is the glyphs within a few
+            # px of each other, judged together (a lone speck of texture is small, doubtful).
+            groups = cv2.dilate(binary, _disc(_GROUP_REACH))
+            count, found, found_stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+            labels = np.asarray(found, np.int32)
+            stats = np.asarray(found_stats, np.int32)
+            inside = binary > 0
+            areas = np.bincount(labels[inside], minlength=count)
+            scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
+            keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
+            keep[0] = False
+            keep, grouped = self._verify(prob, labels, stats, keep)
+            chosen[keep[labels] & inside] = 255
+            lined, chained = self._lines(prob, binary)
+            chosen |= lined
+            accepted += grouped + chained
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
-        for region in [*grouped, *chained]:
+        for region in accepted:
             cv2.fillPoly(support, [np.round(region.corners()).astype(np.int32)], 1)
         chosen[(support > 0) & (prob > cfg.segment_low_threshold)] = 255
         if scale < 1.0:
@@ -603,11 +617,10 @@ class TextDetector:
             chosen = np.where(chosen >= 128, 255, 0).astype(np.uint8)
         mask = np.asarray(cv2.dilate(chosen, _disc(cfg.dilation)), np.uint8)
         boxes: list[Box] = []
-        for k in np.flatnonzero(keep):
-            x, y, bw, bh = (int(v) for v in stats[k, :4])
-            x0, y0 = int(x / scale), int(y / scale)
-            x1, y1 = min(w, math.ceil((x + bw) / scale)), min(h, math.ceil((y + bh) / scale))
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
+        for region in accepted:
+            x0, y0, x1, y1 = _bounds(_scale(region, 1.0 / scale, 1.0 / scale).corners(), w, h)
+            if (x0, y0, x1 - x0, y1 - y0) not in boxes:
+                boxes.append((x0, y0, x1 - x0, y1 - y0))
         return mask, boxes
 
     def _verify(

@@ -95,6 +95,8 @@ def test_segmenter_knobs_are_checked():
         {"segment_min_confidence": 1.5},
         {"segment_min_area": 0},
         {"segment_size": 32},
+        {"segment_strict_thresholds": (0.8, 1.0)},
+        {"segment_low_threshold": 0.0},
     ):
         with pytest.raises(ValueError, match="TextDetectorConfig"):
             TextDetectorConfig(**knobs)
