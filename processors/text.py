@@ -42,7 +42,8 @@ Per call, for a batch of images:
    accepted only when their *shape* reads as text: each group of segmented glyphs (glyphs
    within a few px of each other, and separately chains of similar-sized glyphs in a line) is
    cut out upright from the probability map drawn as ink on white and read by the same
-   recognizer (at least ``min_chars`` characters at ``segment_min_confidence``). A lone symbol
+   recognizer (at least ``min_chars`` characters at ``segment_min_confidence``), at
+   ``segment_threshold`` and again at each of ``segment_strict_thresholds``. A lone symbol
    of the line's size just beyond either end of an accepted line is read on its own. The
    accepted pixels, grown by ``dilation``, join the mask. ``segmenter=False`` turns it off.
 
@@ -54,14 +55,14 @@ deterministic and does not depend on the rest of the batch.
 
 Measured on the seeded quality corpus (``bench/corpus.py``, seed 0: 50 text cases on 6 photos
 and 4 renders, 20 clean images), CPU, with the segmenter pass: glyph-pixel recall (of every
-pixel the overlay changed) 0.909 mean (0.869 without the segmenter); by kind caption 0.97,
-timestamp 1.00, promo 0.95, watermark 0.77 (0.59 without), two overlays 0.85. False-positive
-area (mask outside the truth dilated by 8 px) 0.17 % of the image on average (0.07 % without);
+pixel the overlay changed) 0.93 mean (0.87 without the segmenter); by kind caption 0.97,
+timestamp 1.00, promo 0.95, watermark 0.84 (0.59 without), two overlays 0.88. False-positive
+area (mask outside the truth dilated by 8 px) 0.20 % of the image on average (0.07 % without);
 1 of 20 clean images gets a mask (grace_hopper, whose name badge is real text). Known misses:
 faint watermarks over busy photos whose segmented glyphs merge with background edges (the
 group's shape then does not read as text). Cost on 2 shared CPU cores: about 0.8 s per input
-megapixel without the segmenter and 2.2 s with it (the segmenter runs at full resolution up to
-``segment_size``).
+megapixel without the segmenter and 2.2-3.4 s with it (the segmenter runs at full resolution up
+to ``segment_size``).
 """
 
 from __future__ import annotations
