@@ -196,7 +196,9 @@ async def test_a_bad_model_opens_the_breaker_and_a_good_one_closes_it(tmp_path):
         reasons = pipe.reasons()
         assert reasons["BREAKER_OPEN"] >= 1  # later items were held, not edited
         # Edited (and failed) items: the first window, plus what was in flight when it opened.
-        assert reasons["WORSE_THAN_INPUT"] <= POLICY.minimum_calls + 2 * 2
+        # The feed reads the metrics asynchronously: on a loaded 2-core machine it was seen to
+        # lag by up to 3 batches of 2 (9 edited in a fresh-clone CI run beside a benchmark).
+        assert reasons["WORSE_THAN_INPUT"] <= POLICY.minimum_calls + 3 * 2
 
         # Deploy the good model; after the wait the half-open trials pass and it closes.
         pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
