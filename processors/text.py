@@ -70,7 +70,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -586,6 +586,7 @@ class TextDetector:
             small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
         prob = segment(self._seg, small, device=self._torch_device)
         chosen = np.zeros(prob.shape, np.uint8)
+        paper = _paper(prob)
         accepted: list[_Region] = []
         # At a stricter threshold, letters that touch background edges at the first one come
         # apart from them; each threshold's groups and lines are judged on their own.
@@ -602,9 +603,9 @@ class TextDetector:
             scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
             keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
             keep[0] = False
-            keep, grouped = self._verify(prob, labels, stats, keep)
+            keep, grouped = self._verify(paper, labels, stats, keep)
             chosen[keep[labels] & inside] = 255
-            lined, chained = self._lines(prob, binary)
+            lined, chained = self._lines(paper, binary)
             chosen |= lined
             accepted += grouped + chained
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
@@ -626,7 +627,7 @@ class TextDetector:
 
     def _verify(
         self,
-        prob: FloatArray,
+        paper: Image,
         labels: npt.NDArray[np.int32],
         stats: npt.NDArray[np.int32],
         keep: npt.NDArray[np.bool_],
@@ -634,9 +635,10 @@ class TextDetector:
         """``keep`` narrowed to the glyph groups whose *shape* reads as text, and the upright
         boxes of the groups read as text.
 
-        Each group is cut out upright (its minimum-area rotated box) from the probability map
-        drawn as dark ink on white, and read by the recognizer: a faint watermark's contrast
-        does not matter here, only the letter shapes the segmenter drew. A group read as a
+        Each group is cut out upright (its minimum-area rotated box) from ``paper``, the
+        probability map drawn as dark ink on white (:func:`_paper`), and read by the
+        recognizer: a faint watermark's contrast does not matter here, only the letter shapes
+        the segmenter drew. A group read as a
         single confident glyph (the "©" a space away from "shop") is kept when it lies within
         a line height of a group read as text.
         """
@@ -644,21 +646,18 @@ class TextDetector:
         groups = np.flatnonzero(keep)
         if len(groups) == 0:
             return keep, []
-        paper = _paper(prob)
         regions = []
         for k in groups:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
             ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
-            points = np.column_stack([xs + x, ys + y]).astype(np.float32)
-            rect = cv2.minAreaRect(points)
-            regions.append(_region(rect, max(2.0, 0.15 * min(rect[1]))))
+            regions.append(_points_region(xs + x, ys + y)[0])
         readings = self._read(
             [_rec_crop(paper, region) for region in regions],
             cfg.segment_min_confidence,
             cfg.min_chars,
         )
         verified = np.zeros_like(keep)
-        near = np.zeros(prob.shape, np.uint8)
+        near = np.zeros(labels.shape, np.uint8)
         accepted = []
         for k, region, reading in zip(groups, regions, readings, strict=True):
             if reading is _Reading.TEXT:
@@ -671,9 +670,7 @@ class TextDetector:
                 verified[k] = True
         return verified, accepted
 
-    def _lines(
-        self, prob: FloatArray, binary: npt.NDArray[np.uint8]
-    ) -> tuple[Mask, list[_Region]]:
+    def _lines(self, paper: Image, binary: npt.NDArray[np.uint8]) -> tuple[Mask, list[_Region]]:
         """Segmented glyphs that line up as text, read by the recognizer (255 = kept), and
         the upright boxes of the lines read as text.
 
@@ -681,8 +678,7 @@ class TextDetector:
         sizes are within 2.5x of each other and their centres within 1.3 glyph sizes: the
         letters of one line chain up, while a long background edge that the segmenter
         partly marked is much larger than the letters beside it and stays out. Each chain
-        of two or more is cut out upright from the probability map drawn as ink on paper and
-        read like in :meth:`_verify`.
+        of two or more is cut out upright from ``paper`` and read like in :meth:`_verify`.
         """
         cfg = self.config
         _, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -694,39 +690,30 @@ class TextDetector:
         sizes = np.maximum(stats[ids, cv2.CC_STAT_WIDTH], stats[ids, cv2.CC_STAT_HEIGHT])
         sizes = sizes.astype(np.float64)
         tree = cKDTree(centres[ids])
-        parent = list(range(len(ids)))
-
-        def root(k: int) -> int:
-            while parent[k] != k:
-                parent[k] = parent[parent[k]]
-                k = parent[k]
-            return k
-
+        links = []
         for a, b in tree.query_pairs(1.3 * float(sizes.max())):
             small, large = sorted((sizes[a], sizes[b]))
             if large > 2.5 * small:
                 continue
             if np.hypot(*(centres[ids[a]] - centres[ids[b]])) <= 1.3 * large:
-                parent[root(a)] = root(b)
-        chains: dict[int, list[int]] = {}
-        for k in range(len(ids)):
-            chains.setdefault(root(k), []).append(int(ids[k]))
-        chains_list = [c for c in chains.values() if len(c) >= 2]
+                links.append((a, b))
+        regions = []
+        chains_list = []
+        members = []
+        for group in _linked(len(ids), links):
+            if len(group) < 2:
+                continue
+            member = np.isin(labels, ids[group])
+            ys, xs = np.nonzero(member)
+            region, short = _points_region(xs, ys)
+            # One line is about one glyph thick; a chain spread over an area is not a line.
+            if short > 2.0 * float(np.median(sizes[group])):
+                continue
+            chains_list.append([int(ids[k]) for k in group])
+            members.append(member)
+            regions.append(region)
         if not chains_list:
             return out, []
-        paper = _paper(prob)
-        regions = []
-        lines = []
-        size_of = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
-        for chain in chains_list:
-            ys, xs = np.nonzero(np.isin(labels, chain))
-            rect = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
-            # One line is about one glyph thick; a chain spread over an area is not a line.
-            if min(rect[1]) > 2.0 * float(np.median([size_of[k] for k in chain])):
-                continue
-            lines.append(chain)
-            regions.append(_region(rect, max(2.0, 0.15 * min(rect[1]))))
-        chains_list = lines
         readings = self._read(
             [_rec_crop(paper, region) for region in regions],
             cfg.segment_min_confidence,
@@ -735,9 +722,9 @@ class TextDetector:
         near = np.zeros(binary.shape, np.uint8)
         glyph = 0.0
         accepted = []
-        for chain, region, reading in zip(chains_list, regions, readings, strict=True):
+        for member, region, reading in zip(members, regions, readings, strict=True):
             if reading is _Reading.TEXT:
-                out[np.isin(labels, chain)] = 255
+                out[member] = 255
                 accepted.append(region)
                 # A symbol a space away at either end of the line (the "©" of "© shop"):
                 # read on its own below when it is the size of the line's glyphs.
@@ -1010,14 +997,7 @@ def _merge(entries: list[tuple[_Region, bool]]) -> list[_Region]:
     count = len(regions)
     if count < 2:
         return []
-    parent = list(range(count))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    links = []
     for a in range(count):
         for b in range(a + 1, count):
             ra, rb = regions[a], regions[b]
@@ -1027,21 +1007,45 @@ def _merge(entries: list[tuple[_Region, bool]]) -> list[_Region]:
             gap = np.subtract(rb.centre, ra.centre)
             distance = float(np.linalg.norm(gap))
             if distance == 0.0:
-                parent[root(b)] = root(a)
+                links.append((a, b))
                 continue
             d = gap / distance
             if distance - _extent(ra, d) - _extent(rb, d) <= 0.3 * thick:
-                parent[root(b)] = root(a)
-    groups: dict[int, list[int]] = {}
-    for k in range(count):
-        groups.setdefault(root(k), []).append(k)
+                links.append((a, b))
     found = []
-    for members in groups.values():
+    for members in _linked(count, links):
         if len(members) < 2 or not any(failed[k] for k in members):
             continue
         points = np.concatenate([regions[k].corners() for k in members]).astype(np.float32)
         found.append(_region(cv2.minAreaRect(points), 0.0))
     return found
+
+
+def _linked(count: int, links: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The groups of ``0 .. count - 1`` that ``links`` join (union-find), each in ascending
+    order, ordered by their first member."""
+    parent = list(range(count))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in links:
+        parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for k in range(count):
+        groups.setdefault(root(k), []).append(k)
+    return list(groups.values())
+
+
+def _points_region(xs: npt.NDArray[np.intp], ys: npt.NDArray[np.intp]) -> tuple[_Region, float]:
+    """The minimum-area rotated box around pixel coordinates, grown by 15 % of its short side
+    (at least 2 px) so the recognizer sees some paper around the glyphs; and that short side."""
+    rect = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+    short = float(min(rect[1]))
+    return _region(rect, max(2.0, 0.15 * short)), short
 
 
 def _extent(region: _Region, direction: npt.NDArray[np.float64]) -> float:
