@@ -93,15 +93,6 @@ PHOTO_SHARE = 0.7
 VAL_SEED = 1299709
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.dtype != np.uint8:
-        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image[:, :, :3])
-
-
 def _scene(rng: np.random.Generator, size: int = 384) -> np.ndarray:
     """A procedural background: gradient + shapes, a grating, blob noise, leaves or checks."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
@@ -146,7 +137,8 @@ def photos() -> list[np.ndarray]:
     sklearn_images = Path(sklearn_datasets.__file__).parent / "images"
     paths += [sklearn_images / name for name in ("china.jpg", "flower.jpg")]
     paths.append(Path(mpl.get_data_path()) / "sample_data" / "Minduka_Present_Blue_Pack.png")
-    return [_rgb(np.asarray(PILImage.open(path).convert("RGB"))) for path in paths]
+    # convert("RGB") gives HxWx3 uint8 for grey, palette and RGBA files alike.
+    return [np.asarray(PILImage.open(path).convert("RGB"), np.uint8) for path in paths]
 
 
 def backgrounds(scenes: int = 24, seed: int = SEED) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -200,8 +192,9 @@ class Sampler:
             patch = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(patch)
 
-    def _element(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, float]]]:
-        """One text line: list of (coverage HxW, colour, alpha) layers and its placement."""
+    def _element(self) -> tuple[str, list[tuple[np.ndarray, np.ndarray, float]]]:
+        """One text line: its style and its (coverage HxW, colour, alpha) layers, bottom
+        first."""
         rng = self.rng
         style = rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25])
         if style == "watermark":
@@ -261,7 +254,7 @@ class Sampler:
                 im = im.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
                 rotated.append((np.asarray(im, np.float64) / 255.0, col, a))
             layers = rotated
-        return style, layers  # type: ignore[return-value]
+        return str(style), layers
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One crop and its target (HxW uint8, 1 = changed by the overlay)."""
