@@ -105,6 +105,8 @@ _REC_WIDTH_STEP = 64
 crop reads the same whatever else is in the batch."""
 _REC_MAX_WIDTH = 1920
 _MAX_REACH = 8
+_LABEL_MIN_TOLERANCE = 3.0
+"""Least colour tolerance (max over RGB) of a label's edge search, for a perfectly flat label."""
 _MAX_OVERLAP = 0.5
 """A region of the second pass that the first pass's boxes cover more than this is skipped."""
 _BOOST_LEVEL = 40.0
@@ -486,7 +488,13 @@ class TextDetector:
                 if reading is _Reading.TEXT:
                     keep[i].append((r, boost_probs[i], boost_scales[i]))
         return [
-            self._result(image, found, self._segment(image) if self._seg is not None else None)
+            self._result(
+                image,
+                found,
+                None
+                if self._seg is None
+                else self._segment(image, [_glyph_line(_scale(r, *f)) for r, _, f in found]),
+            )
             for image, found in zip(checked, keep, strict=True)
         ]
 
@@ -573,8 +581,10 @@ class TextDetector:
                     readings[i] = _Reading.TEXT
         return readings
 
-    def _segment(self, image: Image) -> tuple[Mask, list[Box]]:
-        """The segmenter's mask (grown by ``dilation``) and the boxes of its glyph groups."""
+    def _segment(self, image: Image, lines: Sequence[_Region] = ()) -> tuple[Mask, list[Box]]:
+        """The segmenter's mask (grown by ``dilation``) and the boxes of its glyph groups;
+        ``lines`` (text lines found by the other passes, image px) are searched for lone symbols
+        at their ends too."""
         cfg = self.config
         if self._seg is None:
             raise RuntimeError("TextDetector._segment needs the segmenter (segmenter=True).")
@@ -608,6 +618,8 @@ class TextDetector:
             lined, chained = self._lines(paper, binary)
             chosen |= lined
             accepted += grouped + chained
+        known = [_scale(line, scale, scale) for line in lines]
+        chosen |= self._symbols(paper, prob > cfg.segment_threshold, chosen, accepted + known)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
@@ -719,40 +731,66 @@ class TextDetector:
             cfg.segment_min_confidence,
             cfg.min_chars,
         )
-        near = np.zeros(binary.shape, np.uint8)
-        glyph = 0.0
         accepted = []
         for member, region, reading in zip(members, regions, readings, strict=True):
             if reading is _Reading.TEXT:
                 out[member] = 255
                 accepted.append(region)
-                # A symbol a space away at either end of the line (the "©" of "© shop"):
-                # read on its own below when it is the size of the line's glyphs.
-                ends = region.corners(0.0, region.thickness)
-                cv2.fillPoly(near, [np.round(ends).astype(np.int32)], 1)
-                glyph = max(glyph, region.thickness)
-        if glyph == 0.0:
-            return out, accepted
-        chained = {k for chain in chains_list for k in chain}
-        singles = [
-            int(k)
-            for k, size in zip(ids, sizes, strict=True)
-            if int(k) not in chained
-            and 0.3 * glyph <= size <= 1.5 * glyph
-            and near[int(centres[k][1]), int(centres[k][0])]
-        ]
-        lone = []
-        for k in singles:
-            x, y, bw, bh = (int(v) for v in stats[k, :4])
-            lone.append(_Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0))
-        for k, reading in zip(
-            singles,
-            self._read([_rec_crop(paper, r) for r in lone], cfg.segment_min_confidence, 1),
-            strict=True,
-        ):
-            if reading is _Reading.TEXT:
-                out[labels == k] = 255
         return out, accepted
+
+    def _symbols(
+        self,
+        paper: Image,
+        binary: npt.NDArray[np.bool_],
+        chosen: Mask,
+        lines: list[_Region],
+    ) -> Mask:
+        """Lone symbols just beyond either end of the accepted ``lines`` (the "©" of
+        "© shop", a space or two away): segmented regions not yet ``chosen``, of about the
+        line's glyph size, whose centre lies within two line heights of an end, kept when the
+        recognizer reads them as one confident character or when their outline is a circle.
+
+        The circle test is there because the recognizer's dictionary has no "©" (it reads one
+        as "@" or "c" at low confidence), and "©" is the usual first character of a watermark.
+        """
+        cfg = self.config
+        out = np.zeros(binary.shape, np.uint8)
+        if not lines:
+            return out
+        count, found, found_stats, centres = cv2.connectedComponentsWithStats(
+            binary.astype(np.uint8), connectivity=8
+        )
+        labels = np.asarray(found, np.int32)
+        stats = np.asarray(found_stats, np.int32)
+        candidates: list[tuple[int, _Region]] = []
+        for k in range(1, count):
+            x, y, bw, bh, area = (int(v) for v in stats[k])
+            cx, cy = (int(v) for v in centres[k])
+            glyph = max(bw, bh)
+            if area < _MIN_GLYPH_AREA or not any(
+                0.3 * r.thickness <= glyph <= 1.5 * r.thickness and _near_end(r, (cx, cy))
+                for r in lines
+            ):
+                continue
+            if chosen[y : y + bh, x : x + bw][labels[y : y + bh, x : x + bw] == k].any():
+                continue
+            candidates.append(
+                (k, _Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0))
+            )
+        if not candidates:
+            return out
+        readings = self._read(
+            [_rec_crop(paper, region) for _, region in candidates], cfg.segment_min_confidence, 1
+        )
+        for (k, _), reading in zip(candidates, readings, strict=True):
+            x, y, bw, bh = (int(v) for v in stats[k, :4])
+            blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
+            if reading is _Reading.TEXT or _is_circle(blob):
+                # The circle's inside (the "c" of "©") comes with it.
+                filled = _filled(blob)
+                window = out[y : y + bh, x : x + bw]
+                window[(filled > 0) & binary[y : y + bh, x : x + bw]] = 255
+        return out
 
     def _result(
         self,
@@ -867,8 +905,15 @@ class TextDetector:
         if len(pixels) == 0 or abs(region.along[1]) > _LEVEL:
             return False
         colour = np.median(pixels, axis=0)
-        if np.mean(np.abs(pixels - colour).max(axis=1) <= tolerance) < 0.8:
+        deviation = np.abs(pixels - colour).max(axis=1)
+        if np.mean(deviation <= tolerance) < 0.8:
             return False
+        # Where the label's edge is told from what lies around it, allow only what the label's
+        # own pixels vary by (a flat fill, give or take compression noise): a dark label on a
+        # dark coat differs from it by a few levels, less than ``label_tolerance``.
+        tolerance = min(
+            tolerance, max(_LABEL_MIN_TOLERANCE, 3.0 * float(np.percentile(deviation, 75)))
+        )
         reach = math.ceil(2.0 * region.thickness)
         x0, y0, x1, y1 = _bounds(region.corners(reach), *image.shape[1::-1])
         close = np.abs(image[y0:y1, x0:x1].astype(np.int16) - colour).max(axis=2) <= tolerance
@@ -1085,6 +1130,42 @@ def _scale(region: _Region, sx: float, sy: float) -> _Region:
         thickness=thickness,
         grow=region.grow * math.sqrt(sx * sy),
     )
+
+
+def _glyph_line(region: _Region) -> _Region:
+    """The box of the glyphs of a DBNet region: its unclipped box is about twice the glyph
+    height thick, and as much longer."""
+    glyph = region.thickness / 2
+    return _Region(region.centre, region.along, max(glyph, region.length - glyph), glyph, 0.0)
+
+
+def _near_end(region: _Region, point: tuple[int, int]) -> bool:
+    """Whether ``point`` lies beyond an end of ``region``, within two line heights of it."""
+    offset = np.subtract(point, region.centre)
+    along = abs(float(offset @ np.asarray(region.along)))
+    across = abs(float(offset @ np.array([-region.along[1], region.along[0]])))
+    half = region.length / 2
+    return half <= along <= half + 2.0 * region.thickness and across <= region.thickness / 2
+
+
+def _filled(blob: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``blob`` with the holes inside its outer outline filled."""
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(blob)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled
+
+
+def _is_circle(blob: npt.NDArray[np.uint8]) -> bool:
+    """Whether the outer outline of ``blob`` (one region) is a ring-shaped circle: about as wide
+    as high, its filled area close to the disc of its size, and hollow (a "©", an "O")."""
+    height, width = blob.shape
+    if not 0.75 <= width / height <= 1.33 or min(width, height) < 8:
+        return False
+    filled = _filled(blob)
+    disc = math.pi * width * height / 4
+    hollow = 1.0 - np.count_nonzero(blob) / max(1, np.count_nonzero(filled))
+    return 0.85 <= np.count_nonzero(filled) / disc <= 1.1 and hollow >= 0.2
 
 
 def _rec_crop(image: Image, region: _Region) -> FloatArray:
