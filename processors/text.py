@@ -105,6 +105,7 @@ _REC_WIDTH_STEP = 64
 crop reads the same whatever else is in the batch."""
 _REC_MAX_WIDTH = 1920
 _MAX_REACH = 8
+"""Most px the ink of a region is grown by (the benchmark forgives 8 px around the truth)."""
 _LABEL_MIN_TOLERANCE = 3.0
 """Least colour tolerance (max over RGB) of a label's edge search, for a perfectly flat label."""
 _MAX_OVERLAP = 0.5
@@ -116,13 +117,15 @@ _BOOST_FLOOR = 4.0
 _BOOST_MAX_GAIN = 6.0
 """... and never by more than this gain."""
 _LEVEL = math.sin(math.radians(5.0))
+"""Promo labels are looked for behind text within 5 degrees of level."""
 _GROUP_REACH = 4
-_MIN_GLYPH_AREA = 6
-"""Segmented regions smaller than this (px) are specks, not glyphs."""
 """Segmented glyphs closer than twice this (in px of the segmenter's working image) are judged
 as one group."""
-"""Promo labels are looked for behind text within 5 degrees of level."""
-"""Most px the ink of a region is grown by (the benchmark forgives 8 px around the truth)."""
+_MIN_GLYPH_AREA = 6
+"""Segmented regions smaller than this (px) are specks, not glyphs."""
+_ON_LINE = 0.6
+"""Segmented regions of an accepted group further than this many glyph sizes across the line
+from its middle are background beside it, not text."""
 
 
 class _Reading(enum.Enum):
@@ -613,13 +616,14 @@ class TextDetector:
             scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
             keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
             keep[0] = False
-            keep, grouped = self._verify(paper, labels, stats, keep)
-            chosen[keep[labels] & inside] = 255
+            kept, grouped = self._verify(paper, labels, stats, keep, inside)
+            chosen[kept] = 255
             lined, chained = self._lines(paper, binary)
             chosen |= lined
             accepted += grouped + chained
         known = [_scale(line, scale, scale) for line in lines]
-        chosen |= self._symbols(paper, prob > cfg.segment_threshold, chosen, accepted + known)
+        for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
+            chosen |= self._symbols(paper, prob > threshold, chosen, accepted + known)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
@@ -643,9 +647,10 @@ class TextDetector:
         labels: npt.NDArray[np.int32],
         stats: npt.NDArray[np.int32],
         keep: npt.NDArray[np.bool_],
+        glyphs: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.bool_], list[_Region]]:
-        """``keep`` narrowed to the glyph groups whose *shape* reads as text, and the upright
-        boxes of the groups read as text.
+        """The ``glyphs`` pixels of the groups (``keep``) whose *shape* reads as text, and the
+        upright boxes of their lines.
 
         Each group is cut out upright (its minimum-area rotated box) from ``paper``, the
         probability map drawn as dark ink on white (:func:`_paper`), and read by the
@@ -657,7 +662,7 @@ class TextDetector:
         cfg = self.config
         groups = np.flatnonzero(keep)
         if len(groups) == 0:
-            return keep, []
+            return np.zeros(labels.shape, np.bool_), []
         regions = []
         for k in groups:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
@@ -668,19 +673,24 @@ class TextDetector:
             cfg.segment_min_confidence,
             cfg.min_chars,
         )
-        verified = np.zeros_like(keep)
+        kept = np.zeros(labels.shape, np.bool_)
         near = np.zeros(labels.shape, np.uint8)
         accepted = []
         for k, region, reading in zip(groups, regions, readings, strict=True):
             if reading is _Reading.TEXT:
-                verified[k] = True
-                accepted.append(region)
-                reach = round(region.thickness)
-                cv2.fillPoly(near, [np.round(region.corners(reach)).astype(np.int32)], 1)
+                x, y, bw, bh = (int(v) for v in stats[k, :4])
+                window = (labels[y : y + bh, x : x + bw] == k) & glyphs[y : y + bh, x : x + bw]
+                line = _on_line(window, region.along)
+                kept[y : y + bh, x : x + bw] |= line
+                ys, xs = np.nonzero(line)
+                line_region = _points_region(xs + x, ys + y)[0] if len(xs) else region
+                accepted.append(line_region)
+                reach = round(line_region.thickness)
+                cv2.fillPoly(near, [np.round(line_region.corners(reach)).astype(np.int32)], 1)
         for k, reading in zip(groups, readings, strict=True):
             if reading is _Reading.SHORT and near[labels == k].any():
-                verified[k] = True
-        return verified, accepted
+                kept |= (labels == k) & glyphs
+        return kept, accepted
 
     def _lines(self, paper: Image, binary: npt.NDArray[np.uint8]) -> tuple[Mask, list[_Region]]:
         """Segmented glyphs that line up as text, read by the recognizer (255 = kept), and
@@ -747,8 +757,9 @@ class TextDetector:
     ) -> Mask:
         """Lone symbols just beyond either end of the accepted ``lines`` (the "©" of
         "© shop", a space or two away): segmented regions not yet ``chosen``, of about the
-        line's glyph size, whose centre lies within two line heights of an end, kept when the
-        recognizer reads them as one confident character or when their outline is a circle.
+        line's glyph size, kept when the recognizer reads them as one confident character
+        within a line height of an end, or when they are a ring (:func:`_is_circle`) within
+        two line heights.
 
         The circle test is there because the recognizer's dictionary has no "©" (it reads one
         as "@" or "c" at low confidence), and "©" is the usual first character of a watermark.
@@ -762,31 +773,29 @@ class TextDetector:
         )
         labels = np.asarray(found, np.int32)
         stats = np.asarray(found_stats, np.int32)
-        candidates: list[tuple[int, _Region]] = []
+        candidates: list[tuple[int, bool, _Region]] = []
         for k in range(1, count):
             x, y, bw, bh, area = (int(v) for v in stats[k])
-            cx, cy = (int(v) for v in centres[k])
+            centre = (int(centres[k][0]), int(centres[k][1]))
             glyph = max(bw, bh)
-            if area < _MIN_GLYPH_AREA or not any(
-                0.3 * r.thickness <= glyph <= 1.5 * r.thickness and _near_end(r, (cx, cy))
-                for r in lines
-            ):
+            sized = [r for r in lines if 0.3 * r.thickness <= glyph <= 1.5 * r.thickness]
+            if area < _MIN_GLYPH_AREA or not any(_near_end(r, centre, 2.0) for r in sized):
                 continue
             if chosen[y : y + bh, x : x + bw][labels[y : y + bh, x : x + bw] == k].any():
                 continue
-            candidates.append(
-                (k, _Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0))
-            )
+            close = any(_near_end(r, centre, 1.0) for r in sized)
+            box = _Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0)
+            candidates.append((k, close, box))
         if not candidates:
             return out
         readings = self._read(
-            [_rec_crop(paper, region) for _, region in candidates], cfg.segment_min_confidence, 1
+            [_rec_crop(paper, box) for _, _, box in candidates], cfg.segment_min_confidence, 1
         )
-        for (k, _), reading in zip(candidates, readings, strict=True):
+        for (k, close, _), reading in zip(candidates, readings, strict=True):
             x, y, bw, bh = (int(v) for v in stats[k, :4])
             blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
-            if reading is _Reading.TEXT or _is_circle(blob):
-                # The circle's inside (the "c" of "©") comes with it.
+            if (close and reading is _Reading.TEXT) or _is_circle(blob):
+                # A ring's inside (the "c" of "©") comes with it.
                 filled = _filled(blob)
                 window = out[y : y + bh, x : x + bw]
                 window[(filled > 0) & binary[y : y + bh, x : x + bw]] = 255
@@ -951,6 +960,14 @@ class TextDetector:
             return False
         filled = np.zeros(close.shape, np.uint8)
         filled[top:bottom, left:right] = 1
+        # The round ends of a pill: a column across them is mostly not the label's colour, so
+        # the growth above stopped short. The label's pixels within half its height beyond
+        # either end, in its rows, and joined to it come with it.
+        reach = (bottom - top) // 2
+        zone = np.zeros_like(filled)
+        zone[top:bottom, max(0, left - reach) : right + reach] = 1
+        _, joined = cv2.connectedComponents(((close & (zone > 0)) | (filled > 0)).astype(np.uint8))
+        filled = (joined == joined[top, left]).astype(np.uint8)
         target = mask[y0:y1, x0:x1]
         target[cv2.dilate(filled, _disc(self.config.dilation)) > 0] = 255
         return True
@@ -1132,6 +1149,31 @@ def _scale(region: _Region, sx: float, sy: float) -> _Region:
     )
 
 
+def _on_line(glyphs: npt.NDArray[np.bool_], along: tuple[float, float]) -> npt.NDArray[np.bool_]:
+    """The connected regions of ``glyphs`` whose centres lie on the line through the rest (in
+    direction ``along``): within ``_ON_LINE`` glyph sizes of the area-weighted median across
+    the line. Background edges that the segmenter marked beside a line of text, and that
+    joined its group, lie off it."""
+    count, found, stats, centres = cv2.connectedComponentsWithStats(
+        glyphs.astype(np.uint8), connectivity=8
+    )
+    if count <= 2:
+        return glyphs
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    sizes = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    offsets = centres[1:] @ np.array([-along[1], along[0]])
+    centre = _weighted_median(offsets, areas)
+    size = _weighted_median(sizes.astype(np.float64), areas)
+    on = np.concatenate([[False], np.abs(offsets - centre) <= _ON_LINE * size])
+    return np.asarray(on[found], np.bool_)
+
+
+def _weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def _glyph_line(region: _Region) -> _Region:
     """The box of the glyphs of a DBNet region: its unclipped box is about twice the glyph
     height thick, and as much longer."""
@@ -1139,13 +1181,13 @@ def _glyph_line(region: _Region) -> _Region:
     return _Region(region.centre, region.along, max(glyph, region.length - glyph), glyph, 0.0)
 
 
-def _near_end(region: _Region, point: tuple[int, int]) -> bool:
-    """Whether ``point`` lies beyond an end of ``region``, within two line heights of it."""
+def _near_end(region: _Region, point: tuple[int, int], heights: float) -> bool:
+    """Whether ``point`` lies beyond an end of ``region``, within ``heights`` line heights."""
     offset = np.subtract(point, region.centre)
     along = abs(float(offset @ np.asarray(region.along)))
     across = abs(float(offset @ np.array([-region.along[1], region.along[0]])))
     half = region.length / 2
-    return half <= along <= half + 2.0 * region.thickness and across <= region.thickness / 2
+    return half <= along <= half + heights * region.thickness and across <= region.thickness / 2
 
 
 def _filled(blob: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -1157,15 +1199,20 @@ def _filled(blob: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def _is_circle(blob: npt.NDArray[np.uint8]) -> bool:
-    """Whether the outer outline of ``blob`` (one region) is a ring-shaped circle: about as wide
-    as high, its filled area close to the disc of its size, and hollow (a "©", an "O")."""
+    """Whether ``blob`` (one region) is a ring: its convex hull is round and about the disc of
+    its box, and the region fills little of it (a "©", even with a gap in its outline)."""
     height, width = blob.shape
     if not 0.75 <= width / height <= 1.33 or min(width, height) < 8:
         return False
-    filled = _filled(blob)
-    disc = math.pi * width * height / 4
-    hollow = 1.0 - np.count_nonzero(blob) / max(1, np.count_nonzero(filled))
-    return 0.85 <= np.count_nonzero(filled) / disc <= 1.1 and hollow >= 0.2
+    points = cv2.findNonZero(blob)
+    hull = cv2.convexHull(points)
+    hull_area = float(cv2.contourArea(hull))
+    _, radius = cv2.minEnclosingCircle(hull)
+    if hull_area <= 0.0:
+        return False
+    round_hull = hull_area / (math.pi * radius**2) >= 0.75
+    disc = 0.8 <= hull_area / (math.pi * width * height / 4) <= 1.1
+    return round_hull and disc and np.count_nonzero(blob) / hull_area <= 0.8
 
 
 def _rec_crop(image: Image, region: _Region) -> FloatArray:
