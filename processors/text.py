@@ -123,6 +123,8 @@ _GROUP_REACH = 4
 as one group."""
 _MIN_GLYPH_AREA = 6
 """Segmented regions smaller than this (px) are specks, not glyphs."""
+_STROKE_FILL = 0.6
+"""Most of its box that a segmented glyph's strokes fill (a solid blob is background)."""
 _ON_LINE = 0.6
 """Segmented regions of an accepted group further than this many glyph sizes across the line
 from its middle are background beside it, not text."""
@@ -623,7 +625,9 @@ class TextDetector:
             accepted += grouped + chained
         known = [_scale(line, scale, scale) for line in lines]
         for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
-            chosen |= self._symbols(paper, prob > threshold, chosen, accepted + known)
+            continued, extended = self._continued(prob, prob > threshold, chosen, accepted + known)
+            chosen |= continued
+            chosen |= self._symbols(paper, prob > threshold, chosen, extended)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
@@ -747,6 +751,77 @@ class TextDetector:
                 out[member] = 255
                 accepted.append(region)
         return out, accepted
+
+    def _continued(
+        self,
+        prob: FloatArray,
+        binary: npt.NDArray[np.bool_],
+        chosen: Mask,
+        lines: list[_Region],
+    ) -> tuple[Mask, list[_Region]]:
+        """Glyphs that continue the accepted ``lines``: segmented regions not yet ``chosen``,
+        of about the line's glyph size, centred on the line (within ``_ON_LINE_CONTINUE`` of
+        its height across it), at most a line height beyond its current end, and segmented
+        with a mean probability of at least ``segment_min_score``; each one taken moves the
+        end, so a word the recognizer did not accept (its letters cross busy background) is
+        followed letter by letter from the part that was read. Returns the glyphs' mask and
+        the lines reaching as far as they now do."""
+        cfg = self.config
+        out = np.zeros(binary.shape, np.uint8)
+        if not lines:
+            return out, []
+        count, found, found_stats, centres = cv2.connectedComponentsWithStats(
+            binary.astype(np.uint8), connectivity=8
+        )
+        labels = np.asarray(found, np.int32)
+        stats = np.asarray(found_stats, np.int32)
+        inside = labels > 0
+        areas = np.bincount(labels[inside], minlength=count)
+        scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
+        sizes = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        taken_before = np.bincount(labels[inside & (chosen > 0)], minlength=count) > 0
+        free = [
+            k
+            for k in range(1, count)
+            if areas[k] >= _MIN_GLYPH_AREA
+            and not taken_before[k]
+            and scores[k] >= cfg.segment_min_score * areas[k]
+            # Strokes fill little of their box; a solid blob is a patch of background.
+            and areas[k]
+            <= _STROKE_FILL * stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT]
+        ]
+        taken: set[int] = set()
+        extended = []
+        for line in lines:
+            along = np.asarray(line.along)
+            across = np.array([-along[1], along[0]])
+            centre = np.asarray(line.centre)
+            low, high = -line.length / 2, line.length / 2
+            height = line.thickness
+            grown = True
+            while grown:
+                grown = False
+                for k in free:
+                    if k in taken or not 0.3 * height <= sizes[k] <= 1.5 * height:
+                        continue
+                    offset = centres[k] - centre
+                    t, a = float(offset @ along), float(offset @ across)
+                    half = sizes[k] / 2
+                    if abs(a) > _ON_LINE * height / 2:
+                        continue
+                    if low - height <= t + half <= low or high <= t - half <= high + height:
+                        taken.add(k)
+                        low, high = min(low, t - half), max(high, t + half)
+                        grown = True
+            middle = centre + along * (low + high) / 2
+            extended.append(
+                _Region(
+                    (float(middle[0]), float(middle[1])), line.along, high - low, height, line.grow
+                )
+            )
+        if taken:
+            out[np.isin(labels, sorted(taken))] = 255
+        return out, extended
 
     def _symbols(
         self,
@@ -1212,7 +1287,7 @@ def _is_circle(blob: npt.NDArray[np.uint8]) -> bool:
         return False
     round_hull = hull_area / (math.pi * radius**2) >= 0.75
     disc = 0.8 <= hull_area / (math.pi * width * height / 4) <= 1.1
-    return round_hull and disc and np.count_nonzero(blob) / hull_area <= 0.8
+    return bool(round_hull and disc and np.count_nonzero(blob) / hull_area <= 0.8)
 
 
 def _rec_crop(image: Image, region: _Region) -> FloatArray:
