@@ -625,9 +625,9 @@ class TextDetector:
             accepted += grouped + chained
         known = [_scale(line, scale, scale) for line in lines]
         for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
-            continued, extended = self._continued(prob, prob > threshold, chosen, accepted + known)
+            continued, extended = self._continued(prob, prob > threshold, chosen, accepted)
             chosen |= continued
-            chosen |= self._symbols(paper, prob > threshold, chosen, extended)
+            chosen |= self._symbols(paper, prob > threshold, chosen, extended + known)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
@@ -848,7 +848,7 @@ class TextDetector:
         )
         labels = np.asarray(found, np.int32)
         stats = np.asarray(found_stats, np.int32)
-        candidates: list[tuple[int, bool, _Region]] = []
+        candidates: list[tuple[int, bool, bool, _Region]] = []
         for k in range(1, count):
             x, y, bw, bh, area = (int(v) for v in stats[k])
             centre = (int(centres[k][0]), int(centres[k][1]))
@@ -859,17 +859,21 @@ class TextDetector:
             if chosen[y : y + bh, x : x + bw][labels[y : y + bh, x : x + bw] == k].any():
                 continue
             close = any(_near_end(r, centre, 1.0) for r in sized)
+            # A "©" is about a capital's height, some 0.6 of a line's height from ascender to
+            # descender: a larger ring near the line is something else (the lettered rim of a
+            # round badge).
+            ring = any(_near_end(r, centre, 2.0) and glyph <= 0.7 * r.thickness for r in sized)
             box = _Region((x + bw / 2, y + bh / 2), (1.0, 0.0), bw + 4.0, bh + 4.0, 2.0)
-            candidates.append((k, close, box))
+            candidates.append((k, close, ring, box))
         if not candidates:
             return out
         readings = self._read(
-            [_rec_crop(paper, box) for _, _, box in candidates], cfg.segment_min_confidence, 1
+            [_rec_crop(paper, box) for *_, box in candidates], cfg.segment_min_confidence, 1
         )
-        for (k, close, _), reading in zip(candidates, readings, strict=True):
+        for (k, close, ring, _), reading in zip(candidates, readings, strict=True):
             x, y, bw, bh = (int(v) for v in stats[k, :4])
             blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
-            if (close and reading is _Reading.TEXT) or _is_circle(blob):
+            if (close and reading is _Reading.TEXT) or (ring and _is_circle(blob)):
                 # A ring's inside (the "c" of "©") comes with it.
                 filled = _filled(blob)
                 window = out[y : y + bh, x : x + bw]
