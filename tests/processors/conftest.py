@@ -164,16 +164,27 @@ def promo(
     size: int = 30,
     box: RGB = (210, 30, 40),
     fill: RGB = (255, 255, 255),
+    radius: int | None = 10,
 ) -> Scene:
-    """White text on a coloured rounded box."""
+    """White text on a coloured rounded box (``radius=None``: a pill, round ends)."""
     font = _font(size)
     canvas = PILImage.fromarray(base)
     draw = ImageDraw.Draw(canvas)
     x0, y0, x1, y1 = font.getbbox(text)
     pad = 10
+    height = y1 - y0 + 2 * pad
     draw.rounded_rectangle(
-        (xy[0], xy[1], xy[0] + x1 - x0 + 2 * pad, xy[1] + y1 - y0 + 2 * pad), radius=10, fill=box
+        (
+            xy[0],
+            xy[1],
+            xy[0] + x1 - x0 + 2 * pad + (height if radius is None else 0),
+            xy[1] + height,
+        ),
+        radius=height // 2 if radius is None else radius,
+        fill=box,
     )
+    if radius is None:
+        xy = (xy[0] + height // 2, xy[1])
     text_xy = (xy[0] + pad - x0, xy[1] + pad - y0)
     draw.text(text_xy, text, font=font, fill=fill)
     layer = PILImage.new("L", canvas.size, 0)

@@ -190,6 +190,83 @@ def test_finds_promo_label_with_its_label(detector, photo, overlay):
     assert result.coverage < 1.5 * np.count_nonzero(scene.touched) / scene.touched.size
 
 
+def test_finds_a_dark_label_on_a_dark_coat(detector, overlay):
+    # A flat near-black label on a dark navy, slightly textured background differs from it by
+    # a few levels: its edge is told from what lies around it by the label's own (zero)
+    # spread, not by ``label_tolerance`` (14), which would grow it into the coat.
+    rng = np.random.default_rng(7)
+    coat = np.clip(rng.normal((18, 20, 30), 3.0, (240, 420, 3)), 0, 255).astype(np.uint8)
+    coat = cv2.GaussianBlur(coat, (0, 0), 1.0)
+    scene = overlay.promo(coat, "-50% TODAY", (20, 150), box=(15, 15, 15))
+    (result,) = detector([scene.image])
+    assert overlay.recall(result.mask, scene.touched) >= 0.95
+    assert result.coverage < 1.5 * np.count_nonzero(scene.touched) / scene.touched.size
+
+
+def test_a_pill_label_is_masked_to_its_round_ends(detector, photo, overlay):
+    scene = overlay.promo(
+        photo("coffee"), "2 FOR 1", (30, 30), size=44, box=(20, 150, 60), radius=None
+    )
+    (result,) = detector([scene.image])
+    # The columns across the round ends are mostly not the label's colour; they are masked
+    # with it all the same (without that, 0.991 of what was drawn).
+    assert overlay.recall(result.mask, scene.touched) >= 0.998
+
+
+def test_finds_the_copyright_sign_two_spaces_from_a_watermark(detector, photo, overlay):
+    # The recognizer's dictionary has no "©"; a ring of the line's glyph size near its end is
+    # taken as one. Rocket: a faint watermark over the launch towers.
+    scene = overlay.watermark(photo("rocket"), "©  MegaMart", size=40, angle=-25, alpha=0.45)
+    (result,) = detector([scene.image])
+    # The "©" is the glyph pixels at the start of the line (the left end; angle -25 tilts it
+    # down to the right).
+    ys, xs = np.nonzero(scene.glyphs)
+    along = xs * math.cos(math.radians(25)) + ys * math.sin(math.radians(25))
+    sign = np.zeros_like(scene.glyphs)
+    first = along < along.min() + 0.8 * 40
+    sign[ys[first], xs[first]] = 255
+    assert np.count_nonzero(sign) > 100
+    assert overlay.recall(result.mask, sign) >= 0.8
+    assert overlay.recall(result.mask, scene.glyphs) >= 0.9
+
+
+def test_ring_test_tells_a_copyright_sign_from_blobs():
+    def ring(size: int, gap: bool = False) -> np.ndarray:
+        blob = np.zeros((size, size), np.uint8)
+        cv2.circle(blob, (size // 2, size // 2), size // 2 - 1, 1, max(2, size // 10))
+        cv2.putText(
+            blob, "c", (size // 4, 3 * size // 4), cv2.FONT_HERSHEY_SIMPLEX, size / 40, 1, 2
+        )
+        if gap:
+            blob[: size // 2, : size // 5] = 0
+        return blob
+
+    disc = np.zeros((30, 30), np.uint8)
+    cv2.circle(disc, (15, 15), 14, 1, -1)
+    square = np.zeros((30, 30), np.uint8)
+    cv2.rectangle(square, (1, 1), (28, 28), 1, 3)
+    assert text_module._is_circle(ring(32))
+    assert text_module._is_circle(ring(48))
+    assert not text_module._is_circle(disc)  # solid: a blob, not a ring
+    assert not text_module._is_circle(square)  # hollow but square
+    assert not text_module._is_circle(np.ones((10, 30), np.uint8))  # not round
+    assert not text_module._is_circle(ring(6))  # too small to judge
+
+
+def test_on_line_drops_segmented_background_beside_a_line():
+    glyphs = np.zeros((80, 200), np.bool_)
+    for x in range(10, 190, 25):  # eight 14 x 20 "letters" on a level line
+        glyphs[30:50, x : x + 14] = True
+    glyphs[62:78, 60:72] = True  # background edge below the line, joined to the group
+    kept = text_module._on_line(glyphs, (1.0, 0.0))
+    assert kept[30:50].sum() == glyphs[30:50].sum()
+    assert not kept[62:78].any()
+    # A group of one region is kept whole (there is no line to judge it by).
+    single = np.zeros((40, 40), np.bool_)
+    single[5:30, 5:30] = True
+    assert np.array_equal(text_module._on_line(single, (1.0, 0.0)), single)
+
+
 def test_finds_rotated_watermark_on_plain_background(detector, smooth, overlay):
     scene = overlay.watermark(smooth, "© SAMPLE", size=40, angle=30, alpha=0.35, fill=(0, 0, 0))
     (result,) = detector([scene.image])
