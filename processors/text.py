@@ -34,7 +34,9 @@ Per call, for a batch of images:
    edges). When too little ink is found on a quiet background (faint semi-transparent
    watermarks), the DB text region of the box is used instead. The ink is grown by
    ``dilation`` px plus a share of the glyph height for drop shadows (at most 8 px). Text on a
-   bounded patch of one colour (a promo label) gets the patch masked too.
+   bounded patch of one colour (a promo label) gets the patch masked too: its edge is where
+   the colour departs from the label's by more than the label's own spread (a dark label on a
+   dark coat), and a pill's round ends come with it.
 
 6. **Segmenter pass.** Faint watermarks over *busy* photos get no DBNet response even on the
    normalised copy. A small network trained by this repo (:mod:`processors.text_seg`,
@@ -43,9 +45,15 @@ Per call, for a batch of images:
    within a few px of each other, and separately chains of similar-sized glyphs in a line) is
    cut out upright from the probability map drawn as ink on white and read by the same
    recognizer (at least ``min_chars`` characters at ``segment_min_confidence``), at
-   ``segment_threshold`` and again at each of ``segment_strict_thresholds``. A lone symbol
-   of the line's size just beyond either end of an accepted line is read on its own. The
-   accepted pixels, grown by ``dilation``, join the mask. ``segmenter=False`` turns it off.
+   ``segment_threshold`` and again at each of ``segment_strict_thresholds``. Of a group read
+   as text, only the glyphs on its line are kept (background edges that joined it beside the
+   line are dropped). An accepted line is then followed glyph by glyph beyond its ends
+   (segmented regions of its glyph size, centred on it, at most a line height on), so a word
+   whose letters cross busy background is continued from the part that was read. A lone
+   symbol just beyond either end of any accepted line (DBNet's too) is kept when it reads as
+   one confident character, or when it is a ring of about a capital's size: the "©" that
+   starts most watermarks and that the recognizer's dictionary lacks. The accepted pixels,
+   grown by ``dilation``, join the mask. ``segmenter=False`` turns it off.
 
 The CUDA path: ``device="cuda"`` uses onnxruntime's ``CUDAExecutionProvider`` when it is
 available (it needs the ``onnxruntime-gpu`` build), and the CPU otherwise (the segmenter runs in
