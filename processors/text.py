@@ -393,7 +393,7 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-2"
+    version: str = "text-ppocr4-3"
     """Goes into result events (``-2``: with the segmenter pass)."""
 
     def __init__(self, config: TextDetectorConfig | None = None) -> None:
