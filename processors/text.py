@@ -611,6 +611,8 @@ class TextDetector:
         chosen = np.zeros(prob.shape, np.uint8)
         paper = _paper(prob)
         accepted: list[_Region] = []
+        # Each threshold's glyphs (connected regions), labelled once for every step below.
+        glyphs_at: list[_Glyphs] = []
         # At a stricter threshold, letters that touch background edges at the first one come
         # apart from them; each threshold's groups and lines are judged on their own.
         for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
@@ -628,14 +630,16 @@ class TextDetector:
             keep[0] = False
             kept, grouped = self._verify(paper, labels, stats, keep, inside)
             chosen[kept] = 255
-            lined, chained = self._lines(paper, binary)
+            glyphs = _glyphs(binary)
+            glyphs_at.append(glyphs)
+            lined, chained = self._lines(paper, glyphs)
             chosen |= lined
             accepted += grouped + chained
         known = [_scale(line, scale, scale) for line in lines]
-        for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
-            continued, extended = self._continued(prob, prob > threshold, chosen, accepted)
+        for glyphs in glyphs_at:
+            continued, extended = self._continued(prob, glyphs, chosen, accepted)
             chosen |= continued
-            chosen |= self._symbols(paper, prob > threshold, chosen, extended + known)
+            chosen |= self._symbols(paper, glyphs, chosen, extended + known)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
         # background crosses a letter the segmenter is less sure of it.
         support = np.zeros(prob.shape, np.uint8)
@@ -704,19 +708,19 @@ class TextDetector:
                 kept |= (labels == k) & glyphs
         return kept, accepted
 
-    def _lines(self, paper: Image, binary: npt.NDArray[np.uint8]) -> tuple[Mask, list[_Region]]:
+    def _lines(self, paper: Image, glyphs: _Glyphs) -> tuple[Mask, list[_Region]]:
         """Segmented glyphs that line up as text, read by the recognizer (255 = kept), and
         the upright boxes of the lines read as text.
 
-        Glyph candidates are the connected regions of ``binary``; two are linked when their
+        Glyph candidates are the connected regions ``glyphs``; two are linked when their
         sizes are within 2.5x of each other and their centres within 1.3 glyph sizes: the
         letters of one line chain up, while a long background edge that the segmenter
         partly marked is much larger than the letters beside it and stays out. Each chain
         of two or more is cut out upright from ``paper`` and read like in :meth:`_verify`.
         """
         cfg = self.config
-        _, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        out = np.zeros(binary.shape, np.uint8)
+        labels, stats, centres = glyphs.labels, glyphs.stats, glyphs.centres
+        out = np.zeros(labels.shape, np.uint8)
         ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= _MIN_GLYPH_AREA)
         ids = ids[ids > 0]
         if len(ids) < 2:
@@ -763,26 +767,23 @@ class TextDetector:
     def _continued(
         self,
         prob: FloatArray,
-        binary: npt.NDArray[np.bool_],
+        glyphs: _Glyphs,
         chosen: Mask,
         lines: list[_Region],
     ) -> tuple[Mask, list[_Region]]:
-        """Glyphs that continue the accepted ``lines``: segmented regions not yet ``chosen``,
-        of about the line's glyph size, centred on the line (within ``_ON_LINE_CONTINUE`` of
-        its height across it), at most a line height beyond its current end, and segmented
-        with a mean probability of at least ``segment_min_score``; each one taken moves the
-        end, so a word the recognizer did not accept (its letters cross busy background) is
-        followed letter by letter from the part that was read. Returns the glyphs' mask and
-        the lines reaching as far as they now do."""
+        """Glyphs that continue the accepted ``lines``: segmented regions (of ``glyphs``) not
+        yet ``chosen``, of about the line's glyph size, centred on the line (within half
+        ``_ON_LINE`` of its height across it), at most a line height beyond its current end,
+        and segmented with a mean probability of at least ``segment_min_score``; each one
+        taken moves the end, so a word the recognizer did not accept (its letters cross busy
+        background) is followed letter by letter from the part that was read. Returns the
+        glyphs' mask and the lines reaching as far as they now do."""
         cfg = self.config
-        out = np.zeros(binary.shape, np.uint8)
+        labels, stats, centres = glyphs.labels, glyphs.stats, glyphs.centres
+        out = np.zeros(labels.shape, np.uint8)
         if not lines:
             return out, []
-        count, found, found_stats, centres = cv2.connectedComponentsWithStats(
-            binary.astype(np.uint8), connectivity=8
-        )
-        labels = np.asarray(found, np.int32)
-        stats = np.asarray(found_stats, np.int32)
+        count = len(stats)
         inside = labels > 0
         areas = np.bincount(labels[inside], minlength=count)
         scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
@@ -834,7 +835,7 @@ class TextDetector:
     def _symbols(
         self,
         paper: Image,
-        binary: npt.NDArray[np.bool_],
+        glyphs: _Glyphs,
         chosen: Mask,
         lines: list[_Region],
     ) -> Mask:
@@ -848,16 +849,12 @@ class TextDetector:
         as "@" or "c" at low confidence), and "©" is the usual first character of a watermark.
         """
         cfg = self.config
-        out = np.zeros(binary.shape, np.uint8)
+        labels, stats, centres = glyphs.labels, glyphs.stats, glyphs.centres
+        out = np.zeros(labels.shape, np.uint8)
         if not lines:
             return out
-        count, found, found_stats, centres = cv2.connectedComponentsWithStats(
-            binary.astype(np.uint8), connectivity=8
-        )
-        labels = np.asarray(found, np.int32)
-        stats = np.asarray(found_stats, np.int32)
         candidates: list[tuple[int, bool, bool, _Region]] = []
-        for k in range(1, count):
+        for k in range(1, len(stats)):
             x, y, bw, bh, area = (int(v) for v in stats[k])
             centre = (int(centres[k][0]), int(centres[k][1]))
             glyph = max(bw, bh)
@@ -875,17 +872,21 @@ class TextDetector:
             candidates.append((k, close, ring, box))
         if not candidates:
             return out
-        readings = self._read(
-            [_rec_crop(paper, box) for *_, box in candidates], cfg.segment_min_confidence, 1
+        # A reading counts only within a line height of an end: the others are not read.
+        closer = [box for _, close, _, box in candidates if close]
+        read = iter(
+            self._read([_rec_crop(paper, box) for box in closer], cfg.segment_min_confidence, 1)
         )
-        for (k, close, ring, _), reading in zip(candidates, readings, strict=True):
+        for k, close, ring, _ in candidates:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
-            blob = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
-            if (close and reading is _Reading.TEXT) or (ring and _is_circle(blob)):
+            window_labels = labels[y : y + bh, x : x + bw]
+            blob = (window_labels == k).astype(np.uint8)
+            text = close and next(read) is _Reading.TEXT
+            if text or (ring and _is_circle(blob)):
                 # A ring's inside (the "c" of "©") comes with it.
                 filled = _filled(blob)
                 window = out[y : y + bh, x : x + bw]
-                window[(filled > 0) & binary[y : y + bh, x : x + bw]] = 255
+                window[(filled > 0) & (window_labels > 0)] = 255
         return out
 
     def _result(
@@ -1233,6 +1234,23 @@ def _scale(region: _Region, sx: float, sy: float) -> _Region:
         length=length,
         thickness=thickness,
         grow=region.grow * math.sqrt(sx * sy),
+    )
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    """The connected regions (8-connected) of a binary map, in OpenCV's layout: ``labels``
+    (0 = background), ``stats`` (x, y, width, height, area per label) and ``centres``."""
+
+    labels: npt.NDArray[np.int32]
+    stats: npt.NDArray[np.int32]
+    centres: npt.NDArray[np.float64]
+
+
+def _glyphs(binary: npt.NDArray[np.uint8]) -> _Glyphs:
+    _, labels, stats, centres = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    return _Glyphs(
+        np.asarray(labels, np.int32), np.asarray(stats, np.int32), np.asarray(centres, np.float64)
     )
 
 
