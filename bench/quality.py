@@ -16,11 +16,11 @@ Definitions (one image = one corpus case; averages are means over images):
   ``processors.text_morph.MorphTextDetector``.
 - **Removal PSNR** is measured inside ``dilate_mask(GT, 3)`` against the clean original (all
   three channels); **removal SSIM** over the whole image (luminance, ``processors.quality``).
-  Ours = our detector's mask + our inpainter; the baselines fill the GT mask with OpenCV NS /
-  Telea, grown by 3 px like every method's mask ("GT mask") and as it is ("GT mask, not
-  grown": the stricter baseline, since the GT already holds every changed pixel); the target
-  rows check both. "ours, GT mask" (grown and not) isolates the inpainter; "no removal" is the
-  image with its text.
+  Ours = our detector's mask, filled as it is by our inpainter (the product does not grow it
+  again: ``processors.inpaint.edit_region``); the baselines fill the GT mask with OpenCV NS /
+  Telea, grown by 3 px ("GT mask") and as it is ("GT mask, not grown": the stricter baseline,
+  since the GT already holds every changed pixel); the target rows check both. "ours, GT
+  mask" (grown and not) isolates the inpainter; "no removal" is the image with its text.
 - **Upscaling PSNR-Y / SSIM-Y**: luma Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (BT.601,
   as MATLAB's ``rgb2ycbcr``), 4 px shaved from every border, PSNR with peak 255, SSIM as Wang et
   al. (Gaussian window sigma 1.5, data range 255) on the HR image vs the upscaled bicubic LR.
@@ -443,8 +443,10 @@ def _removal(
 ) -> dict[str, Any]:
     """Each removal variant on every text case: PSNR in the dilated GT, SSIM over the image."""
     variants: dict[str, tuple[Inpaint | None, str]] = {"no removal": (None, "gt")}
-    if "ours" in methods.inpainters and "ours" in masks:
-        variants["ours (detected mask)"] = (methods.inpainters["ours"], "ours")
+    if "ours exact" in methods.inpainters and "ours" in masks:
+        # As the product fills them (processors.inpaint.edit_region): the detector's masks
+        # already cover the outline and antialiasing, so they are not grown again.
+        variants["ours (detected mask)"] = (methods.inpainters["ours exact"], "ours")
     if "ours" in methods.inpainters:
         variants["ours (GT mask)"] = (methods.inpainters["ours"], "gt")
     for name in ("ns", "telea"):

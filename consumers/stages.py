@@ -22,7 +22,7 @@ import io
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ from consumers.errors import BreakerOpenError, PoisonRecordError
 from consumers.runner import Loaded, Output, Stage
 from consumers.settings import GateKnobs, Settings
 from consumers.store import Store
-from processors.inpaint import InpaintConfig, Inpainter
+from processors.inpaint import InpaintConfig, Inpainter, edit_region
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.quality import measure_edits, measure_upscales
 from processors.tensors import Image, Mask
@@ -432,7 +432,9 @@ class InpaintStage:
         self.keys = _keys(settings)
         self.settings = settings
         self.board = board
-        self.inpainter = Inpainter(inpaint_config(settings))
+        # Masks are grown once, in load (edit_region): the text detector's already cover the
+        # outline and antialiasing, the caller's object masks are grown by the default.
+        self.inpainter = Inpainter(replace(inpaint_config(settings), dilate=0))
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         event = _parse(RoutedData, value)
@@ -442,14 +444,13 @@ class InpaintStage:
         data: RoutedData = event.data
         image = decode_image(store.get(data.image))
         shape = (image.shape[0], image.shape[1])
-        mask = np.zeros(shape, dtype=np.uint8)
-        if data.text_mask is not None:
-            mask |= decode_mask(store.get(data.text_mask), shape)
+        text = None if data.text_mask is None else decode_mask(store.get(data.text_mask), shape)
+        objects = None
         if data.context.operations.object_mask is not None:
             # The caller's mask is in original-image coordinates; preflight may have resized,
             # so it is resampled (nearest) to the normalized size.
-            mask |= decode_mask(store.get(data.context.operations.object_mask), shape)
-        return _InpaintInput(image, mask)
+            objects = decode_mask(store.get(data.context.operations.object_mask), shape)
+        return _InpaintInput(image, edit_region(shape, text, objects))
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
@@ -461,8 +462,7 @@ class InpaintStage:
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
         edited = dict(zip(chosen, self.inpainter(images, masks), strict=True)) if chosen else {}
-        metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks,
-                                                 dilate=self.inpainter.config.dilate),
+        metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks, dilate=0),
                            strict=True))
         shares = _share_ms(items, started)
         outputs = []

@@ -16,7 +16,7 @@ from typing import Any
 from consumers.codec import decode_mask, encode_mask, encode_png
 from consumers.embedded import InputFile
 from consumers.report import write_jsonl
-from processors.inpaint import Inpainter
+from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.tensors import Image, Mask
 from processors.text import TextDetector
@@ -184,7 +184,8 @@ def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
 def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
     """Detect text and write ``OUT/<name>.png`` with it removed."""
     detector = TextDetector()
-    inpainter = Inpainter()
+    # The detector's masks already cover the outline and antialiasing: filled as they are.
+    inpainter = Inpainter(InpaintConfig(dilate=0))
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         masks = [r.mask for r in detector(images)]

@@ -24,6 +24,12 @@ then composes the result so that only pixels inside the grown mask can differ fr
 everything outside is byte-identical, which the quality gate checks
 (``processors.quality.measure_edits`` uses the same :func:`dilate_mask`).
 
+Text masks from ``processors.text.TextDetector`` are already grown over the glyphs' outline,
+shadow and antialiasing (``TextDetectorConfig.dilation``); growing them again only fills clean
+pixels (about 0.8 dB of removal PSNR lost on the quality corpus). :func:`edit_region` builds
+what an edit should fill, the text mask as it is and the caller's object mask grown, for an
+inpainter with ``dilate=0``; the pipeline's inpaint stage and ``pixelgate remove-text`` use it.
+
 Errors: bad inputs and configs raise ``ValueError`` (``TypeError`` for a non-array);
 a TorchScript model that breaks its contract raises :class:`InpaintModelError`.
 """
@@ -51,6 +57,7 @@ __all__ = [
     "InpaintModelError",
     "Inpainter",
     "dilate_mask",
+    "edit_region",
     "load_torchscript_inpainter",
 ]
 
@@ -178,6 +185,26 @@ def dilate_mask(mask: Mask, pixels: int) -> Mask:
     side = 2 * pixels + 1
     element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     return np.asarray(cv2.dilate(binary, element), dtype=np.uint8)
+
+
+def edit_region(
+    shape: tuple[int, int],
+    text: Mask | None = None,
+    objects: Mask | None = None,
+    dilate: int = DEFAULT_DILATE,
+) -> Mask:
+    """The pixels an edit fills (HW uint8, 255 = fill), for an inpainter with ``dilate=0``.
+
+    ``text`` is a text detector's mask, taken as it is (it already covers the outline, shadow
+    and antialiasing); ``objects`` is a caller's object mask, grown by ``dilate`` px because a
+    hand-drawn or segmented mask rarely covers the object's soft edge. Either may be None.
+    """
+    region = np.zeros(shape, dtype=np.uint8)
+    if text is not None:
+        region |= check_mask(text, shape, "text")
+    if objects is not None:
+        region |= dilate_mask(check_mask(objects, shape, "objects"), dilate)
+    return region
 
 
 def load_torchscript_inpainter(

@@ -21,6 +21,7 @@ from processors.inpaint import (
     Inpainter,
     InpaintModelError,
     dilate_mask,
+    edit_region,
     load_torchscript_inpainter,
 )
 from processors.quality import psnr, ssim
@@ -246,6 +247,23 @@ def test_dilate_mask():
     assert np.count_nonzero(grown[:, :2]) == np.count_nonzero(grown[:2, :]) == 0
     with pytest.raises(ValueError, match="pixels"):
         dilate_mask(mask, -1)
+
+
+def test_edit_region_keeps_text_masks_and_grows_object_masks():
+    text = np.zeros((20, 20), np.uint8)
+    text[3:5, 3:9] = 255
+    objects = np.zeros((20, 20), np.uint8)
+    objects[14, 14] = 255
+    region = edit_region((20, 20), text, objects, dilate=2)
+    # The detector's mask is filled as it is: already grown over the antialiasing.
+    assert np.array_equal(region[:10], text[:10])
+    # The caller's mask is grown, as the inpainter grows any mask it is given.
+    assert np.array_equal(region[10:], dilate_mask(objects, 2)[10:])
+    assert np.array_equal(edit_region((20, 20), text), text)
+    assert np.array_equal(edit_region((20, 20), None, objects, 2), dilate_mask(objects, 2))
+    assert not edit_region((20, 20)).any()
+    with pytest.raises(ValueError, match="objects"):
+        edit_region((20, 20), text, objects[:10])
 
 
 # -- restoration quality (by metrics, never exact pixels) ----------------------------------------

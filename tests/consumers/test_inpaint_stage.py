@@ -1,0 +1,64 @@
+"""What the inpaint stage fills: the detector's text mask as it is, the caller's object mask
+grown (``processors.inpaint.edit_region``), and nothing outside their union."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from consumers.settings import Settings
+from consumers.stages import InpaintStage
+from consumers.store import FilesystemStore
+from processors.inpaint import DEFAULT_DILATE, dilate_mask
+from schemas.events import (
+    CloudEvent,
+    ImageRef,
+    ItemContext,
+    Operations,
+    RoutedData,
+    RouteDecision,
+    Topic,
+    Trail,
+    event_type,
+)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
+    store = FilesystemStore(tmp_path / "store")
+    rng = np.random.default_rng(0)
+    image = rng.integers(60, 200, (64, 96, 3), dtype=np.uint8)
+    text = np.zeros((64, 96), np.uint8)
+    text[10:14, 10:40] = 255
+    objects = np.zeros((64, 96), np.uint8)
+    objects[40:50, 60:70] = 255
+    refs = {name: ImageRef(bucket="outputs", key=f"p/a/{name}.png")
+            for name in ("image", "text", "objects")}
+    for name, array in (("image", image), ("text", text), ("objects", objects)):
+        store.put(refs[name], _png(array), "image/png")
+    data = RoutedData(
+        context=ItemContext(vendor_id="v", sku="s", operations=Operations(
+                                object_mask=refs["objects"]),
+                            original=ImageRef(bucket="uploads", key="v/a.png")),
+        image=refs["image"], text_mask=refs["text"], next_stage="inpaint",
+        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
+    )
+    event = CloudEvent[RoutedData](id="a", source="test", type=event_type(Topic.ROUTED),
+                                   subject="a", data=data)
+    stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
+    loaded = stage.load(event, store)
+
+    expected = text | dilate_mask(objects, DEFAULT_DILATE)
+    assert np.array_equal(loaded.mask, expected)
+    assert stage.inpainter.config.dilate == 0
+    filled = stage.inpainter([image], [loaded.mask])[0]
+    # Only the union changes: the text mask is not grown a second time.
+    assert np.array_equal(filled[expected == 0], image[expected == 0])
+    assert not np.array_equal(filled[text > 0], image[text > 0])
