@@ -28,7 +28,8 @@ Text masks from ``processors.text.TextDetector`` are already grown over the glyp
 shadow and antialiasing (``TextDetectorConfig.dilation``); growing them again only fills clean
 pixels (about 0.8 dB of removal PSNR lost on the quality corpus). :func:`edit_region` builds
 what an edit should fill, the text mask as it is and the caller's object mask grown, for an
-inpainter with ``dilate=0``; the pipeline's inpaint stage and ``pixelgate remove-text`` use it.
+inpainter with ``dilate=0``; the pipeline's inpaint stage uses it, and ``pixelgate
+remove-text`` fills the text mask with ``dilate=0`` too.
 
 Errors: bad inputs and configs raise ``ValueError`` (``TypeError`` for a non-array);
 a TorchScript model that breaks its contract raises :class:`InpaintModelError`.
