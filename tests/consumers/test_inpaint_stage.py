@@ -3,11 +3,9 @@ grown (``processors.inpaint.edit_region``), and nothing outside their union."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 
+from consumers.codec import encode_mask, encode_png
 from consumers.settings import Settings
 from consumers.stages import InpaintStage
 from consumers.store import FilesystemStore
@@ -25,12 +23,6 @@ from schemas.events import (
 )
 
 
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     store = FilesystemStore(tmp_path / "store")
     rng = np.random.default_rng(0)
@@ -41,8 +33,9 @@ def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     objects[40:50, 60:70] = 255
     refs = {name: ImageRef(bucket="outputs", key=f"p/a/{name}.png")
             for name in ("image", "text", "objects")}
-    for name, array in (("image", image), ("text", text), ("objects", objects)):
-        store.put(refs[name], _png(array), "image/png")
+    store.put(refs["image"], encode_png(image), "image/png")
+    store.put(refs["text"], encode_mask(text), "image/png")
+    store.put(refs["objects"], encode_mask(objects), "image/png")
     data = RoutedData(
         context=ItemContext(vendor_id="v", sku="s", operations=Operations(
                                 object_mask=refs["objects"]),
