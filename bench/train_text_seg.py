@@ -260,8 +260,15 @@ class Sampler:
         """One crop and its target (HxW uint8, 1 = changed by the overlay)."""
         rng = self.rng
         clean = self._background()
-        out = clean.astype(np.float64)
         lines = 0 if rng.random() < 0.3 else int(rng.integers(1, 4))
+        image = self.compose(clean, lines)
+        target = (image != clean).any(axis=2).astype(np.uint8)
+        return image, target
+
+    def compose(self, clean: np.ndarray, lines: int) -> np.ndarray:
+        """``clean`` with ``lines`` random text lines (:meth:`_element`) burned in."""
+        rng = self.rng
+        out = clean.astype(np.float64)
         for _ in range(lines):
             _, layers = self._element()
             lh, lw = layers[0][0].shape
@@ -278,9 +285,7 @@ class Sampler:
                 full[dy0 : dy0 + hh, dx0 : dx0 + ww] = cov[sy0 : sy0 + hh, sx0 : sx0 + ww]
                 a = (full * alpha)[:, :, None]
                 out = out * (1 - a) + colour[None, None, :] * a
-        image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        target = (image != clean).any(axis=2).astype(np.uint8)
-        return image, target
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [self.sample() for _ in range(size)]
