@@ -1,37 +1,12 @@
-"""The quality corpus: seeded determinism, exact ground-truth masks, shapes of every case.
-
-``bench/`` holds scripts (run with ``bench/`` on ``sys.path``), not a package the editable
-install exposes, so the module is loaded from its file.
-"""
+"""The quality corpus: seeded determinism, exact ground-truth masks, shapes of every case."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
+import corpus as corpus_module
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "corpus.py"
-
-
-def _load() -> ModuleType:
-    name = "corpus"
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(_PATH):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus_module = _load()
 
 
 @pytest.fixture(scope="module")

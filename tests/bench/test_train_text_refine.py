@@ -4,32 +4,15 @@ load."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import train_text_refine
+import train_text_seg
 from rich.console import Console
-
-_BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-train_text_seg = _load("train_text_seg")
-train_text_refine = _load("train_text_refine")
 
 
 @pytest.fixture(scope="module")

@@ -3,24 +3,14 @@ whose weights the detector can load."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import train_text_seg
 from rich.console import Console
 
 from processors.text_seg import load_text_seg
-
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "train_text_seg.py"
-_SPEC = importlib.util.spec_from_file_location("train_text_seg", _PATH)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-train_text_seg = importlib.util.module_from_spec(_SPEC)
-sys.modules["train_text_seg"] = train_text_seg
-_SPEC.loader.exec_module(train_text_seg)
 
 
 @pytest.fixture(scope="module")
