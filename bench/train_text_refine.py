@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,9 +48,8 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 from rich.console import Console
-from rich.progress import Progress
 from torch import nn
-from train_text_seg import Sampler, backgrounds
+from train_text_seg import Sampler, backgrounds, fit, save_weights
 
 from processors.tensors import Image, Mask, check_image, check_mask
 from processors.text_seg import _conv as conv_bn_relu
@@ -273,45 +271,22 @@ def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, An
     val_sampler = RefineSampler(images, VAL_SEED)
     val = [val_sampler.refine_batch(BATCH) for _ in range(6)]
     net = MaskRefineNet()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=3e-3, total_steps=steps, pct_start=max(0.05, 2.5 / steps)
+
+    def batch_loss() -> torch.Tensor:
+        x, m, d = sampler.refine_batch(BATCH)
+        return _loss(net(x, m), m, d)
+
+    return fit(
+        net, steps=steps, lr=3e-3, label="train mask refiner", console=console,
+        batch_loss=batch_loss, evaluate=lambda: evaluate(net, val),
+        save=lambda history, seconds: _save(net, out, history, seconds, steps),
     )
-    started = time.perf_counter()
-    history: list[dict[str, float]] = []
-    running = 0.0
-    with Progress(console=console) as progress:
-        task = progress.add_task("train mask refiner", total=steps)
-        for step in range(1, steps + 1):
-            x, m, d = sampler.refine_batch(BATCH)
-            loss = _loss(net(x, m), m, d)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            value = float(loss.detach())
-            running = 0.98 * running + 0.02 * value if step > 1 else value
-            progress.update(task, advance=1, description=f"train mask refiner loss {running:.3f}")
-            if step % 250 == 0 or step == steps:  # checkpoint: a stopped run keeps its work
-                figures = {"step": step, "loss": running, **evaluate(net, val)}
-                history.append(figures)
-                console.print(figures)
-                _save(net, out, history, time.perf_counter() - started, steps)
-    return history[-1]
 
 
 def _save(
     net: MaskRefineNet, out: Path, history: list[dict[str, float]], seconds: float, steps: int
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": WEIGHTS_FORMAT,
-            "widths": list(net.widths),
-            "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
-        },
-        out / "text_refine.pt",
-    )
+    save_weights(net, net.widths, WEIGHTS_FORMAT, out / "text_refine.pt")
     meta = {
         "steps": steps,
         "batch": BATCH,

@@ -36,7 +36,7 @@ import json
 import math
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,11 @@ from rich.console import Console
 from rich.progress import Progress
 from skimage import data
 from sklearn import datasets as sklearn_datasets
+from torch import nn
 
 from processors.text_seg import WEIGHTS_FORMAT, TextSegNet
 
-__all__ = ["Sampler", "backgrounds", "main", "train"]
+__all__ = ["Sampler", "backgrounds", "fit", "main", "save_weights", "train"]
 
 SKIMAGE_FILES = (
     "camera.png",
@@ -329,42 +330,75 @@ def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, An
     val_sampler = Sampler(images, VAL_SEED)
     val = [val_sampler.batch(BATCH) for _ in range(6)]
     net = TextSegNet()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+
+    def batch_loss() -> torch.Tensor:
+        x, y = sampler.batch(BATCH)
+        return _loss(net(x), y)
+
+    return fit(
+        net, steps=steps, lr=2e-3, label="train text segmenter", console=console,
+        batch_loss=batch_loss, evaluate=lambda: evaluate(net, val),
+        save=lambda history, seconds: _save(net, out, history, seconds, steps),
+    )
+
+
+def fit(
+    net: nn.Module,
+    *,
+    steps: int,
+    lr: float,
+    label: str,
+    console: Console,
+    batch_loss: Callable[[], torch.Tensor],
+    evaluate: Callable[[], dict[str, float]],
+    save: Callable[[list[dict[str, float]], float], None],
+) -> dict[str, float]:
+    """Train ``net`` for ``steps`` steps with AdamW and a one-cycle schedule peaking at ``lr``;
+    ``batch_loss()`` is the loss on the next training batch. Every 250 steps and at the end,
+    the running loss and ``evaluate()``'s figures join the history, are printed, and
+    ``save(history, seconds)`` writes a checkpoint (a stopped run keeps its work). Returns the
+    last figures."""
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     # Warm-up over 5 % of the steps, but at least 2.5 steps (OneCycleLR divides by its length).
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=2e-3, total_steps=steps, pct_start=max(0.05, 2.5 / steps)
+        optimiser, max_lr=lr, total_steps=steps, pct_start=max(0.05, 2.5 / steps)
     )
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     running = 0.0
     with Progress(console=console) as progress:
-        task = progress.add_task("train text segmenter", total=steps)
+        task = progress.add_task(label, total=steps)
         for step in range(1, steps + 1):
-            x, y = sampler.batch(BATCH)
-            loss = _loss(net(x), y)
+            loss = batch_loss()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             value = float(loss.detach())
             running = 0.98 * running + 0.02 * value if step > 1 else value
-            progress.update(task, advance=1, description=f"train text segmenter loss {running:.3f}")
-            if step % 250 == 0 or step == steps:  # checkpoint: a stopped run keeps its work
-                figures = {"step": step, "loss": running, **evaluate(net, val)}
+            progress.update(task, advance=1, description=f"{label} loss {running:.3f}")
+            if step % 250 == 0 or step == steps:
+                figures = {"step": step, "loss": running, **evaluate()}
                 history.append(figures)
                 console.print(figures)
-                _save(net, out, history, time.perf_counter() - started, steps)
+                save(history, time.perf_counter() - started)
     return history[-1]
+
+
+def save_weights(net: nn.Module, widths: Sequence[int], fmt: str, path: Path) -> None:
+    """Write ``net``'s weights as the loaders in ``processors`` read them: ``format``,
+    ``widths`` and ``state_dict``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"format": fmt, "widths": list(widths),
+         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}},
+        path,
+    )
 
 
 def _save(net: TextSegNet, out: Path, history: list[dict[str, float]], seconds: float,
           steps: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"format": WEIGHTS_FORMAT, "widths": list(net.widths),
-         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}},
-        out / "text_seg.pt",
-    )
+    save_weights(net, net.widths, WEIGHTS_FORMAT, out / "text_seg.pt")
     meta = {"steps": steps, "batch": BATCH, "crop": CROP, "seed": SEED, "val_seed": VAL_SEED,
             "seconds": round(seconds, 1), "history": history,
             "parameters": sum(p.numel() for p in net.parameters())}
