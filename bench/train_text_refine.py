@@ -51,6 +51,7 @@ from rich.console import Console
 from torch import nn
 from train_text_seg import Sampler, backgrounds, fit, save_weights
 
+from processors.inpaint import dilate_mask
 from processors.tensors import Image, Mask, check_image, check_mask
 from processors.text_seg import _conv as conv_bn_relu
 
@@ -141,21 +142,15 @@ def refine_masks(
             y1 = min(shape[0], ys.max() + 1 + _CONTEXT)
             x1 = min(shape[1], xs.max() + 1 + _CONTEXT)
             prob = _probabilities(net, image[y0:y1, x0:x1], inside[y0:y1, x0:x1], device)
-            keep = (prob > threshold).astype(np.uint8)
-            if grow > 0:
-                keep = np.asarray(cv2.dilate(keep, _disc(grow)), np.uint8)
+            keep = dilate_mask(np.where(prob > threshold, 255, 0).astype(np.uint8), grow)
             if core > 0:
-                inner = cv2.erode(inside[y0:y1, x0:x1].astype(np.uint8), _disc(core))
-                keep |= np.asarray(inner, np.uint8)
+                # The mask's core: the mask shrunk by ``core`` px, with the same round element.
+                side = 2 * core + 1
+                element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+                keep[cv2.erode(inside[y0:y1, x0:x1].astype(np.uint8), element) > 0] = 255
             refined[y0:y1, x0:x1] = np.where(inside[y0:y1, x0:x1] & (keep > 0), 255, 0)
         out.append(refined)
     return out
-
-
-def _disc(radius: int) -> npt.NDArray[np.uint8]:
-    return np.asarray(
-        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)), np.uint8
-    )
 
 
 def _probabilities(
@@ -209,9 +204,7 @@ class RefineSampler(Sampler):
         image = self.compose(clean, int(rng.integers(1, 4)))
         change = np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
         touched = (change > 0).astype(np.uint8)
-        radius = int(rng.integers(1, 9))
-        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        coarse = cv2.dilate(touched, disc)
+        coarse = (dilate_mask(touched * 255, int(rng.integers(1, 9))) > 0).astype(np.uint8)
         if rng.random() < BLOB_SHARE and touched.any():
             near = cv2.dilate(touched, np.ones((25, 25), np.uint8))
             ys, xs = np.nonzero(near)
