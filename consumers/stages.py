@@ -433,7 +433,8 @@ class InpaintStage:
         self.settings = settings
         self.board = board
         # Masks are grown once, in load (edit_region): the text detector's already cover the
-        # outline and antialiasing, the caller's object masks are grown by the default.
+        # outline and antialiasing (they are only trimmed of clean pixels on their edge), the
+        # caller's object masks are grown by the default.
         self.inpainter = Inpainter(replace(inpaint_config(settings), dilate=0))
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
@@ -450,7 +451,7 @@ class InpaintStage:
             # The caller's mask is in original-image coordinates; preflight may have resized,
             # so it is resampled (nearest) to the normalized size.
             objects = decode_mask(store.get(data.context.operations.object_mask), shape)
-        return _InpaintInput(image, edit_region(shape, text, objects))
+        return _InpaintInput(image, edit_region(shape, text, objects, image=image))
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()

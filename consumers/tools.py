@@ -16,7 +16,7 @@ from typing import Any
 from consumers.codec import decode_mask, encode_mask, encode_png
 from consumers.embedded import InputFile
 from consumers.report import write_jsonl
-from processors.inpaint import InpaintConfig, Inpainter
+from processors.inpaint import InpaintConfig, Inpainter, edit_region
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.tensors import Image, Mask
 from processors.text import TextDetector
@@ -184,11 +184,15 @@ def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
 def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
     """Detect text and write ``OUT/<name>.png`` with it removed."""
     detector = TextDetector()
-    # The detector's masks already cover the outline and antialiasing: filled as they are.
+    # The detector's masks already cover the outline and antialiasing: not grown again, only
+    # trimmed of the clean pixels on their edge (as the pipeline's inpaint stage fills them).
     inpainter = Inpainter(InpaintConfig(dilate=0))
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
-        masks = [r.mask for r in detector(images)]
+        masks = [
+            edit_region(image.shape[:2], r.mask, image=image)
+            for image, r in zip(images, detector(images), strict=True)
+        ]
         for item, edited, mask in zip(kept, inpainter(images, masks), masks, strict=True):
             _done(summary, out, item.name, encode_png(edited), tick,
                   masked=round(float((mask > 0).mean()), 5))

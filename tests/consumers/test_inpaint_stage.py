@@ -9,7 +9,7 @@ from consumers.codec import encode_mask, encode_png
 from consumers.settings import Settings
 from consumers.stages import InpaintStage
 from consumers.store import FilesystemStore
-from processors.inpaint import DEFAULT_DILATE, dilate_mask
+from processors.inpaint import DEFAULT_DILATE, dilate_mask, trim_text_mask
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -29,6 +29,7 @@ def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     image = rng.integers(60, 200, (64, 96, 3), dtype=np.uint8)
     text = np.zeros((64, 96), np.uint8)
     text[10:14, 10:40] = 255
+    image[text > 0] = (250, 250, 20)  # ink, which the trim of the text mask keeps
     objects = np.zeros((64, 96), np.uint8)
     objects[40:50, 60:70] = 255
     refs = {name: ImageRef(bucket="outputs", key=f"p/a/{name}.png")
@@ -48,8 +49,11 @@ def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
     loaded = stage.load(event, store)
 
-    expected = text | dilate_mask(objects, DEFAULT_DILATE)
+    # The text mask is only trimmed of clean pixels on its edge, never grown; the object mask
+    # is grown by the default.
+    expected = trim_text_mask(image, text) | dilate_mask(objects, DEFAULT_DILATE)
     assert np.array_equal(loaded.mask, expected)
+    assert not (loaded.mask[:30] & ~text[:30]).any()
     assert stage.inpainter.config.dilate == 0
     filled = stage.inpainter([image], [loaded.mask])[0]
     # Only the union changes: the text mask is not grown a second time.
