@@ -281,6 +281,11 @@ def _build_inpainters(
         "ours exact": lambda: _inpainter(
             args.inpaint_method, args.inpaint_model, args.device, dilate=0
         ),
+        # The product's text removal: the fill (not grown), then semi-transparent overlays
+        # un-blended (processors.unblend), as the inpaint stage and remove-text do.
+        "ours removal": lambda: _TextRemoval(
+            _inpainter(args.inpaint_method, args.inpaint_model, args.device, dilate=0)
+        ),
         # Our inpainter on the GT grown by 1 px: how tight our masks would have to be.
         "ours 1px": lambda: _inpainter(
             args.inpaint_method, args.inpaint_model, args.device, dilate=1
@@ -343,6 +348,21 @@ def _inpainter(method: str, model: Path | None, device: str, dilate: int | None 
     if method not in ("telea", "ns") and device != "cpu":
         knobs["device"] = device
     return Inpainter(InpaintConfig(**knobs))
+
+
+class _TextRemoval:
+    """An inpainter (``dilate=0``) followed by :class:`processors.unblend.Unblender` over the
+    same masks: the product's removal of detected text."""
+
+    def __init__(self, inpainter: Any) -> None:
+        from processors.unblend import Unblender  # noqa: PLC0415
+
+        self.inpainter = inpainter
+        self.unblender = Unblender()
+        self.version = f"{inpainter.version}+{self.unblender.version}"
+
+    def __call__(self, images: Sequence[Image], masks: Sequence[Image]) -> list[Image]:
+        return self.unblender(images, masks, self.inpainter(images, masks))
 
 
 def _upscaler(method: str, model: Path | None, device: str) -> Any:
@@ -458,11 +478,15 @@ def _removal(
 ) -> dict[str, Any]:
     """Each removal variant on every text case: PSNR in the dilated GT, SSIM over the image."""
     variants: dict[str, tuple[Inpaint | None, str]] = {"no removal": (None, "gt")}
+    if "ours removal" in methods.inpainters and "ours" in masks:
+        # As the product removes text (processors.inpaint.edit_region, then
+        # processors.unblend): the detector's masks already cover the outline and
+        # antialiasing, so they are not grown again, only trimmed of the clean pixels on their
+        # edge; semi-transparent overlays are un-blended rather than filled.
+        variants["ours (detected mask)"] = (methods.inpainters["ours removal"], "ours")
     if "ours exact" in methods.inpainters and "ours" in masks:
-        # As the product fills them (processors.inpaint.edit_region): the detector's masks
-        # already cover the outline and antialiasing, so they are not grown again, only
-        # trimmed of the clean pixels on their edge.
-        variants["ours (detected mask)"] = (methods.inpainters["ours exact"], "ours")
+        # The same masks filled without un-blending: what processors.unblend adds.
+        variants["ours (detected mask, fill only)"] = (methods.inpainters["ours exact"], "ours")
     if "ours" in methods.inpainters:
         variants["ours (GT mask)"] = (methods.inpainters["ours"], "gt")
     for name in ("ns", "telea"):

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     inpaint_model: Path | None = Field(
         default=None, description="TorchScript inpainting model (image, mask -> image) to deploy."
     )
+    unblend: bool = Field(
+        default=True,
+        description="After text is filled, recover the pixels under semi-transparent neutral"
+        " overlays (watermarks) by solving for the background instead of keeping the fill"
+        " (processors.unblend; a few ms per overlay).",
+    )
     upscale_method: Literal["learned", "lanczos", "torchscript"] = Field(
         default="learned",
         description="Upscaling backend: the shipped network, Lanczos, or a user TorchScript model"

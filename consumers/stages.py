@@ -41,6 +41,7 @@ from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.quality import measure_edits, measure_upscales
 from processors.tensors import Image, Mask
 from processors.text import TextDetector, TextDetectorConfig
+from processors.unblend import Unblender
 from processors.upscale import UpscaleConfig, Upscaler, plan_scale, resize_long_side
 from schemas.events import (
     CloudEvent,
@@ -415,6 +416,9 @@ class RouteStage:
 class _InpaintInput:
     image: Image
     mask: Mask
+    overlays: Mask
+    """The text part of ``mask`` outside the caller's objects: where the fill may be replaced by
+    the background un-blended from under a semi-transparent overlay."""
 
 
 class InpaintStage:
@@ -436,6 +440,10 @@ class InpaintStage:
         # outline and antialiasing (they are only trimmed of clean pixels on their edge), the
         # caller's object masks are grown by the default.
         self.inpainter = Inpainter(replace(inpaint_config(settings), dilate=0))
+        self.unblender = Unblender() if settings.unblend else None
+        self.version = self.inpainter.version + (
+            f"+{self.unblender.version}" if self.unblender is not None else ""
+        )
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         event = _parse(RoutedData, value)
@@ -451,7 +459,9 @@ class InpaintStage:
             # The caller's mask is in original-image coordinates; preflight may have resized,
             # so it is resampled (nearest) to the normalized size.
             objects = decode_mask(store.get(data.context.operations.object_mask), shape)
-        return _InpaintInput(image, edit_region(shape, text, objects, image=image))
+        text_region = edit_region(shape, text, image=image)
+        object_region = edit_region(shape, objects=objects)
+        return _InpaintInput(image, text_region | object_region, text_region & ~object_region)
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
@@ -462,7 +472,11 @@ class InpaintStage:
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
-        edited = dict(zip(chosen, self.inpainter(images, masks), strict=True)) if chosen else {}
+        fills = self.inpainter(images, masks) if chosen else []
+        if self.unblender is not None and chosen:
+            overlays = [items[i].payload.overlays for i in chosen]
+            fills = self.unblender(images, overlays, fills)
+        edited = dict(zip(chosen, fills, strict=True))
         metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks, dilate=0),
                            strict=True))
         shares = _share_ms(items, started)
@@ -496,7 +510,7 @@ class InpaintStage:
             self.name,
             ms,
             metrics={**data.trail.metrics, self.name: fig},
-            models={**data.trail.models, self.name: self.inpainter.version},
+            models={**data.trail.models, self.name: self.version},
             applied=[*data.trail.applied, *([] if failed else [self.name])],
         )
         if failed:

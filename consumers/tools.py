@@ -20,6 +20,7 @@ from processors.inpaint import InpaintConfig, Inpainter, edit_region
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.tensors import Image, Mask
 from processors.text import TextDetector
+from processors.unblend import Unblender
 from processors.upscale import Upscaler
 from schemas.reasons import ReasonCode
 
@@ -186,14 +187,17 @@ def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
     detector = TextDetector()
     # The detector's masks already cover the outline and antialiasing: not grown again, only
     # trimmed of the clean pixels on their edge (as the pipeline's inpaint stage fills them).
+    # Semi-transparent overlays are then un-blended rather than filled, as the stage does.
     inpainter = Inpainter(InpaintConfig(dilate=0))
+    unblender = Unblender()
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         masks = [
             edit_region(image.shape[:2], r.mask, image=image)
             for image, r in zip(images, detector(images), strict=True)
         ]
-        for item, edited, mask in zip(kept, inpainter(images, masks), masks, strict=True):
+        results = unblender(images, masks, inpainter(images, masks))
+        for item, edited, mask in zip(kept, results, masks, strict=True):
             _done(summary, out, item.name, encode_png(edited), tick,
                   masked=round(float((mask > 0).mean()), 5))
     return summary

@@ -1,15 +1,22 @@
-"""What the inpaint stage fills: the detector's text mask as it is, the caller's object mask
-grown (``processors.inpaint.edit_region``), and nothing outside their union."""
+"""What the inpaint stage fills: the detector's text mask trimmed, the caller's object mask
+grown (``processors.inpaint.edit_region``), and nothing outside their union; semi-transparent
+overlays un-blended (``processors.unblend``) unless the settings turn it off."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+from skimage import data
 
-from consumers.codec import encode_mask, encode_png
+from consumers.codec import decode_image, encode_mask, encode_png
+from consumers.runner import Loaded
 from consumers.settings import Settings
 from consumers.stages import InpaintStage
 from consumers.store import FilesystemStore
 from processors.inpaint import DEFAULT_DILATE, dilate_mask, trim_text_mask
+from processors.quality import psnr
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -59,3 +66,51 @@ def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     # Only the union changes: the text mask is not grown a second time.
     assert np.array_equal(filled[expected == 0], image[expected == 0])
     assert not np.array_equal(filled[text > 0], image[text > 0])
+
+
+def _watermarked(base, alpha=0.4):
+    """``base`` with white "SAMPLE" at ``alpha`` across it, and the mask of what changed."""
+    layer = PILImage.new("L", (base.shape[1], base.shape[0]), 0)
+    font = ImageFont.load_default(size=64)
+    ImageDraw.Draw(layer).text((40, 100), "SAMPLE", font=font, fill=255)
+    coverage = np.asarray(layer, np.float64)[..., None] / 255.0 * alpha
+    image = np.rint(base * (1 - coverage) + 255.0 * coverage).astype(np.uint8)
+    touched = np.where((image != base).any(axis=2), 255, 0).astype(np.uint8)
+    return image, touched
+
+
+def _routed(store, image, text):
+    refs = {name: ImageRef(bucket="outputs", key=f"p/w/{name}.png") for name in ("image", "text")}
+    store.put(refs["image"], encode_png(image), "image/png")
+    store.put(refs["text"], encode_mask(text), "image/png")
+    data = RoutedData(
+        context=ItemContext(vendor_id="v", sku="s", operations=Operations(),
+                            original=ImageRef(bucket="uploads", key="v/w.png")),
+        image=refs["image"], text_mask=refs["text"], next_stage="inpaint",
+        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
+    )
+    return CloudEvent[RoutedData](id="w", source="test", type=event_type(Topic.ROUTED),
+                                  subject="w", data=data)
+
+
+@pytest.mark.parametrize("unblend", [True, False])
+def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
+    store = FilesystemStore(tmp_path / "store")
+    base = np.asarray(data.coffee())[50:350, 100:500].copy()
+    image, touched = _watermarked(base)
+    text = dilate_mask(touched, 2)
+    stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p", unblend=unblend))
+    event = _routed(store, image, text)
+    loaded = stage.load(event, store)
+    (output,) = stage.process([Loaded(event=event, payload=loaded, load_ms=0.0)])
+    edited = decode_image(output.objects[0][1])
+    filled = stage.inpainter([image], [loaded.mask])[0]
+    region = loaded.mask
+    if unblend:
+        assert psnr(base, edited, region) > psnr(base, filled, region) + 3
+        assert stage.version == "inpaint-patch-1+unblend-1"
+    else:
+        assert np.array_equal(edited, filled)
+        assert stage.version == "inpaint-patch-1"
+    (_, inpainted), *_ = output.events
+    assert inpainted.data.trail.models["inpaint"] == stage.version
