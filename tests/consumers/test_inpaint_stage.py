@@ -12,11 +12,21 @@ from skimage import data
 
 from consumers.codec import decode_image, encode_mask, encode_png
 from consumers.runner import Loaded
+from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.stages import InpaintStage
 from consumers.store import FilesystemStore
-from processors.inpaint import DEFAULT_DILATE, dilate_mask, trim_text_mask
+from processors.inpaint import (
+    DEFAULT_DILATE,
+    InpaintConfig,
+    Inpainter,
+    dilate_mask,
+    edit_region,
+    trim_text_mask,
+)
 from processors.quality import psnr
+from processors.text import TextDetector
+from processors.unblend import UnblendConfig, Unblender
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -114,3 +124,24 @@ def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
         assert stage.version == "inpaint-patch-1"
     (_, inpainted), *_ = output.events
     assert inpainted.data.trail.models["inpaint"] == stage.version
+
+
+def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
+    """Sample upload 26 (``make demo``'s set): a white caption with a dark outline on a red
+    photo. One of its parts passes the overlay gate by chance; solving for the background
+    there put "Buy" back, and the stage sent the image to review (WORSE_THAN_INPUT). The
+    texture check keeps the fill instead."""
+    items = generate_sample(tmp_path / "sample", 26)
+    image = decode_image((tmp_path / "sample" / "upload" / items[25].file).read_bytes())
+    text = TextDetector()([image])[0].mask
+    region = edit_region(text.shape, text, image=image)
+    filled = Inpainter(InpaintConfig(dilate=0))([image], [region])[0]
+    unchecked = Unblender(UnblendConfig(max_texture=1e9))([image], [region], [filled])[0]
+    assert not np.array_equal(unchecked, filled)  # the case still reaches the texture check
+    assert np.array_equal(Unblender()([image], [region], [filled])[0], filled)
+
+    store = FilesystemStore(tmp_path / "store")
+    stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
+    event = _routed(store, image, text)
+    (output,) = stage.process([Loaded(event=event, payload=stage.load(event, store), load_ms=0.0)])
+    assert output.outcome == "pass"

@@ -120,7 +120,7 @@ def test_bad_input(unblender, coffee_mark):
 @pytest.mark.parametrize(
     "knobs",
     [{"min_area": 0}, {"min_alpha": 0.9}, {"max_alpha": 1.0}, {"min_peak": 1.5},
-     {"max_line_distance": 0}, {"iterations": 0}],
+     {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}],
 )
 def test_bad_config(knobs):
     with pytest.raises(ValueError, match="UnblendConfig"):
