@@ -37,7 +37,7 @@ than any fill: an inpainter must invent the texture under a large glyph, un-blen
 
 Pixels outside the accepted parts keep the fill, so the result is never further from the input
 than the fill is. On the seeded quality corpus (``bench/quality.py``) this lifts removal PSNR
-from 34.54 to 35.27 dB (seed 0) and from 33.18 to 33.68 dB (seed 1); docs/models.md has the
+from 34.54 to 35.25 dB (seed 0) and from 33.18 to 33.68 dB (seed 1); docs/models.md has the
 figures. Un-blending is a classical method (it is how watermark removal from a known overlay
 works, e.g. Dekel et al., CVPR 2017, with many images of one watermark); no library ships the
 single-image estimate, so it is written here with numpy and OpenCV.
