@@ -58,6 +58,7 @@ __all__ = [
     "InpaintConfig",
     "InpaintModelError",
     "Inpainter",
+    "box_around",
     "dilate_mask",
     "edit_region",
     "load_torchscript_inpainter",
@@ -226,7 +227,7 @@ def edit_region(
     if text is not None:
         text = check_mask(text, shape, "text")
         if image is not None:
-            text = trim_text_mask(check_image(image, "image"), text)
+            text = trim_text_mask(image, text)
         region |= text
     if objects is not None:
         region |= dilate_mask(check_mask(objects, shape, "objects"), dilate)
@@ -260,12 +261,9 @@ def trim_text_mask(image: Image, mask: Mask) -> Mask:
     binary = check_mask(mask, checked.shape[:2], "mask") > 127
     if not binary.any():
         return np.zeros(binary.shape, np.uint8)
-    reach = _TRIM_PASSES + _TRIM_WINDOW // 2 + 1
-    ys, xs = np.nonzero(binary)
-    y0, x0 = max(int(ys.min()) - reach, 0), max(int(xs.min()) - reach, 0)
-    y1, x1 = int(ys.max()) + reach + 1, int(xs.max()) + reach + 1
-    crop = checked[y0:y1, x0:x1].astype(np.int16)
-    masked = binary[y0:y1, x0:x1].copy()
+    box = box_around(binary, _TRIM_PASSES + _TRIM_WINDOW // 2 + 1)
+    crop = checked[box].astype(np.int16)
+    masked = binary[box].copy()
     threshold = np.maximum(_TRIM_FLOOR, _TRIM_GAIN * _texture_level(crop, ~masked))
     for _ in range(_TRIM_PASSES):
         known = ~masked
@@ -279,8 +277,21 @@ def trim_text_mask(image: Image, mask: Mask) -> Mask:
             break
         masked &= ~peeled
     out = binary.copy()
-    out[y0:y1, x0:x1] = masked
+    out[box] = masked
     return np.where(out, np.uint8(255), np.uint8(0)).astype(np.uint8)
+
+
+def box_around(mask: npt.NDArray[np.bool_], reach: int) -> tuple[slice, slice]:
+    """Rows and columns of ``mask``'s bounding box grown by ``reach`` px on every side, clipped
+    to the image: ``array[box]`` is the crop that work on the mask needs. ``mask`` must have a
+    selected pixel."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (
+        slice(max(int(rows[0]) - reach, 0), min(int(rows[-1]) + reach + 1, height)),
+        slice(max(int(cols[0]) - reach, 0), min(int(cols[-1]) + reach + 1, width)),
+    )
 
 
 def _texture_level(

@@ -55,6 +55,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from processors.inpaint import box_around
 from processors.quality import texture_ratio
 from processors.tensors import Image, Mask, check_image, check_mask
 
@@ -77,6 +78,9 @@ _PEAK_WIDTH = 0.05
 """Ratios within this of the opacity count towards the peak share."""
 _MEDIAN = 5
 """Side of the median that turns recovered pixels into the next background estimate."""
+_TEXTURE_REACH = 10
+"""Crop margin around a part: :func:`processors.quality.texture_ratio`'s ring reaches 7 px
+beyond it and its Laplacian one more (the median needs only 2)."""
 
 
 class Overlay(NamedTuple):
@@ -176,33 +180,43 @@ class Unblender:
         cfg = self.config
         observed = image.astype(np.float64)
         filled = fill.astype(np.float64)
+        # Each part large enough to judge, with the overlay it shows on its own (None: none
+        # that passes the gate).
         parts: list[tuple[npt.NDArray[np.bool_], Overlay | None]] = []
         for label in range(1, count):
             part = labels == label
             if np.count_nonzero(part) < cfg.min_area:
                 continue
-            parts.append((part, estimate_overlay(observed, filled, part)))
-        accepted = [o for _, o in parts if o is not None and self._accepts(o)]
+            parts.append((part, self._gate(estimate_overlay(observed, filled, part))))
+        accepted = [overlay for _, overlay in parts if overlay is not None]
         sharpest = max(accepted, key=lambda o: o.peak) if accepted else None
         out = filled.copy()
         for part, overlay in parts:
-            chosen = overlay if overlay is not None and self._accepts(overlay) else None
+            chosen = overlay
             if chosen is None and sharpest is not None:
-                share = _peak_share(observed, filled, part, sharpest.colour, sharpest.alpha)
-                chosen = sharpest if share >= cfg.min_peak else None
-            if chosen is not None:
-                recovered = _recover(observed, filled, part, chosen, cfg.iterations)
-                if _busyness(recovered, part) <= cfg.max_texture:
-                    out[part] = recovered[part]
+                ratios = _ratios(observed, filled, part, sharpest.colour)
+                chosen = sharpest if _share(ratios, sharpest.alpha) >= cfg.min_peak else None
+            if chosen is None:
+                continue
+            box = box_around(part, _TEXTURE_REACH)
+            inside = part[box]
+            recovered = _recover(observed[box], filled[box], inside, chosen, cfg.iterations)
+            rounded = np.clip(np.rint(recovered), 0, 255).astype(np.uint8)
+            busy = texture_ratio(rounded, np.where(inside, 255, 0).astype(np.uint8))
+            if busy <= cfg.max_texture:
+                out[box][inside] = recovered[inside]
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
-    def _accepts(self, overlay: Overlay) -> bool:
+    def _gate(self, overlay: Overlay | None) -> Overlay | None:
+        """``overlay`` if it passes the gate (a sharp peak, a semi-transparent opacity, lines
+        that meet), else None."""
         cfg = self.config
-        return (
+        passes = overlay is not None and (
             overlay.peak >= cfg.min_peak
             and cfg.min_alpha <= overlay.alpha <= cfg.max_alpha
             and overlay.line_distance <= cfg.max_line_distance
         )
+        return overlay if passes else None
 
 
 def estimate_overlay(
@@ -261,37 +275,13 @@ def _share(ratios: FloatArray, alpha: float) -> float:
     return float(np.mean(np.abs(above - alpha) < _PEAK_WIDTH)) if above.size else 0.0
 
 
-def _peak_share(
-    image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_], colour: float, alpha: float
-) -> float:
-    ratios = _ratios(image, fill, part, colour)
-    return _share(ratios, alpha) if ratios.size else 0.0
-
-
-def _busyness(image: FloatArray, part: npt.NDArray[np.bool_]) -> float:
-    """:func:`processors.quality.texture_ratio` of ``part`` in ``image``, on a crop around it."""
-    ys, xs = np.nonzero(part)
-    reach = 10  # the ring reaches 7 px beyond the part, its Laplacian one more
-    y0, x0 = max(int(ys.min()) - reach, 0), max(int(xs.min()) - reach, 0)
-    y1, x1 = int(ys.max()) + reach + 1, int(xs.max()) + reach + 1
-    crop = np.clip(np.rint(image[y0:y1, x0:x1]), 0, 255).astype(np.uint8)
-    inside = np.where(part[y0:y1, x0:x1], np.uint8(255), np.uint8(0)).astype(np.uint8)
-    return texture_ratio(crop, inside)
-
-
 def _recover(
-    image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_], overlay: Overlay,
+    crop: FloatArray, fill: FloatArray, inside: npt.NDArray[np.bool_], overlay: Overlay,
     iterations: int,
 ) -> FloatArray:
-    """The background under ``overlay`` in ``part`` (HWC float; ``image`` elsewhere), on a crop
-    around the part."""
-    ys, xs = np.nonzero(part)
-    reach = _MEDIAN
-    y0, x0 = max(int(ys.min()) - reach, 0), max(int(xs.min()) - reach, 0)
-    y1, x1 = int(ys.max()) + reach + 1, int(xs.max()) + reach + 1
-    crop = image[y0:y1, x0:x1]
-    inside = part[y0:y1, x0:x1]
-    estimate = fill[y0:y1, x0:x1]
+    """The background under ``overlay`` in ``inside`` (HWC float; ``crop`` elsewhere), for a
+    crop of the image and its fill that reaches at least ``_MEDIAN // 2`` px beyond the part."""
+    estimate = fill
     colour, alpha = overlay.colour, overlay.alpha
     recovered = crop
     for _ in range(iterations):
@@ -305,6 +295,4 @@ def _recover(
         rounded = np.clip(np.rint(recovered), 0, 255).astype(np.uint8)
         median = cv2.medianBlur(rounded, _MEDIAN).astype(np.float64)
         estimate = np.where(inside[..., None], median, crop)
-    out = image.copy()
-    out[y0:y1, x0:x1] = recovered
-    return out
+    return recovered

@@ -40,7 +40,26 @@ from schemas.events import (
 )
 
 
-def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
+def _routed(store, image, text, objects=None):
+    """A routed event for ``image`` with its text mask (and a caller's object mask), all stored."""
+    refs = {name: ImageRef(bucket="outputs", key=f"p/a/{name}.png")
+            for name in ("image", "text", "objects")}
+    store.put(refs["image"], encode_png(image), "image/png")
+    store.put(refs["text"], encode_mask(text), "image/png")
+    if objects is not None:
+        store.put(refs["objects"], encode_mask(objects), "image/png")
+    operations = Operations(object_mask=refs["objects"] if objects is not None else None)
+    data = RoutedData(
+        context=ItemContext(vendor_id="v", sku="s", operations=operations,
+                            original=ImageRef(bucket="uploads", key="v/a.png")),
+        image=refs["image"], text_mask=refs["text"], next_stage="inpaint",
+        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
+    )
+    return CloudEvent[RoutedData](id="a", source="test", type=event_type(Topic.ROUTED),
+                                  subject="a", data=data)
+
+
+def test_text_masks_are_trimmed_not_grown_and_object_masks_grown(tmp_path):
     store = FilesystemStore(tmp_path / "store")
     rng = np.random.default_rng(0)
     image = rng.integers(60, 200, (64, 96, 3), dtype=np.uint8)
@@ -49,20 +68,7 @@ def test_text_masks_are_filled_as_they_are_and_object_masks_grown(tmp_path):
     image[text > 0] = (250, 250, 20)  # ink, which the trim of the text mask keeps
     objects = np.zeros((64, 96), np.uint8)
     objects[40:50, 60:70] = 255
-    refs = {name: ImageRef(bucket="outputs", key=f"p/a/{name}.png")
-            for name in ("image", "text", "objects")}
-    store.put(refs["image"], encode_png(image), "image/png")
-    store.put(refs["text"], encode_mask(text), "image/png")
-    store.put(refs["objects"], encode_mask(objects), "image/png")
-    data = RoutedData(
-        context=ItemContext(vendor_id="v", sku="s", operations=Operations(
-                                object_mask=refs["objects"]),
-                            original=ImageRef(bucket="uploads", key="v/a.png")),
-        image=refs["image"], text_mask=refs["text"], next_stage="inpaint",
-        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
-    )
-    event = CloudEvent[RoutedData](id="a", source="test", type=event_type(Topic.ROUTED),
-                                   subject="a", data=data)
+    event = _routed(store, image, text, objects)
     stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
     loaded = stage.load(event, store)
 
@@ -87,20 +93,6 @@ def _watermarked(base, alpha=0.4):
     image = np.rint(base * (1 - coverage) + 255.0 * coverage).astype(np.uint8)
     touched = np.where((image != base).any(axis=2), 255, 0).astype(np.uint8)
     return image, touched
-
-
-def _routed(store, image, text):
-    refs = {name: ImageRef(bucket="outputs", key=f"p/w/{name}.png") for name in ("image", "text")}
-    store.put(refs["image"], encode_png(image), "image/png")
-    store.put(refs["text"], encode_mask(text), "image/png")
-    data = RoutedData(
-        context=ItemContext(vendor_id="v", sku="s", operations=Operations(),
-                            original=ImageRef(bucket="uploads", key="v/w.png")),
-        image=refs["image"], text_mask=refs["text"], next_stage="inpaint",
-        trail=Trail(route=RouteDecision(stages=["inpaint"], why=["test"])),
-    )
-    return CloudEvent[RoutedData](id="w", source="test", type=event_type(Topic.ROUTED),
-                                  subject="w", data=data)
 
 
 @pytest.mark.parametrize("unblend", [True, False])
