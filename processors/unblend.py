@@ -117,8 +117,8 @@ class UnblendConfig:
     """Most :func:`processors.quality.texture_ratio` of a recovered part (its detail over the
     detail around it): above it the "overlay" was opaque text whose colours happened to line
     up (a white caption with a dark outline), and solving for the background put the text
-    back; such a part keeps the fill. Recovered watermarks measured 0.2-3.0 on the quality
-    corpus, text left in place 10-30."""
+    back; such a part keeps the fill. The parts accepted on the seed-0 quality corpus measured
+    0.2-3.0 after recovery; the caption put back on ``make demo``'s sample 26 measured 26.8."""
 
     def __post_init__(self) -> None:
         if self.min_area < 1:
