@@ -62,6 +62,7 @@ __all__ = [
     "dilate_mask",
     "edit_region",
     "load_torchscript_inpainter",
+    "texture_level",
     "trim_text_mask",
 ]
 
@@ -264,7 +265,7 @@ def trim_text_mask(image: Image, mask: Mask) -> Mask:
     box = box_around(binary, _TRIM_PASSES + _TRIM_WINDOW // 2 + 1)
     crop = checked[box].astype(np.int16)
     masked = binary[box].copy()
-    threshold = np.maximum(_TRIM_FLOOR, _TRIM_GAIN * _texture_level(crop, ~masked))
+    threshold = np.maximum(_TRIM_FLOOR, _TRIM_GAIN * texture_level(crop, ~masked))
     for _ in range(_TRIM_PASSES):
         known = ~masked
         closest = np.full(masked.shape, np.inf, np.float32)
@@ -294,11 +295,13 @@ def box_around(mask: npt.NDArray[np.bool_], reach: int) -> tuple[slice, slice]:
     )
 
 
-def _texture_level(
+def texture_level(
     crop: npt.NDArray[np.int16], known: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.float32]:
     """Per pixel, the mean over the known pixels in a ``_TRIM_WINDOW`` square around it of how
-    far each is from its closest neighbour on one side (averaged over the sides all known)."""
+    far each is from its closest neighbour on one side (averaged over the sides all known): the
+    colour difference that the local grain explains (0 on a flat render). Shared with
+    :mod:`processors.unblend`, which judges its ink fit against it."""
     total = np.zeros(known.shape, np.float32)
     sides = np.zeros(known.shape, np.float32)
     for side in _SIDES:

@@ -49,17 +49,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from processors.inpaint import box_around
+from processors.inpaint import box_around, texture_level
 from processors.quality import texture_ratio
 from processors.tensors import Image, Mask, check_image, check_mask
 
-__all__ = ["Overlay", "UnblendConfig", "Unblender", "estimate_overlay"]
+__all__ = ["Ink", "Overlay", "UnblendConfig", "Unblender", "estimate_ink", "estimate_overlay"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -79,6 +79,15 @@ _PEAK_WIDTH = 0.05
 _MEDIAN = 5
 """Side of the median that turns recovered pixels into the next background estimate."""
 _TEXTURE_REACH = 10
+_INK_STRONG = 60.0
+"""Pixels changed by more than this (levels, RGB distance) from the fill show the ink's colour."""
+_INK_BIN = 8
+"""Colour histogram bin (levels per channel) whose fullest bin seeds the ink's colour."""
+_INK_NEAR = 12.0
+"""Pixels within this distance (levels) of the ink colour count as its opaque core."""
+_INK_MIN_SPREAD = 30.0
+"""Least distance (levels) between a known colour and the ink colour for the pair to explain a
+pixel: nearer, the blend's coverage cannot be read."""
 """Crop margin around a part: :func:`processors.quality.texture_ratio`'s ring reaches 7 px
 beyond it and its Laplacian one more (the median needs only 2)."""
 
@@ -94,6 +103,16 @@ class Overlay(NamedTuple):
     """Share of the part's changed pixels whose ratio lies within 0.05 of ``alpha``."""
     line_distance: float
     """Median distance (levels) of the changed pixels' colour lines from ``(c, c, c)``."""
+
+
+class Ink(NamedTuple):
+    """An opaque single-colour overlay (a camera timestamp, flat lettering) found in one part."""
+
+    colour: tuple[float, float, float]
+    """Its RGB colour."""
+    share: float
+    """Share of the part's strongly changed pixels within ``_INK_NEAR`` levels of ``colour``:
+    how much of the change is the ink itself rather than a mix or a second colour."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +138,25 @@ class UnblendConfig:
     up (a white caption with a dark outline), and solving for the background put the text
     back; such a part keeps the fill. The parts accepted on the seed-0 quality corpus measured
     0.2-3.0 after recovery; the caption put back on ``make demo``'s sample 26 measured 26.8."""
+    ink: bool = True
+    """Also recover the antialiased edge of opaque single-colour text (see
+    :func:`estimate_ink`): the clean pixels a mask takes in around thin strokes, and the blend
+    of ink and background on the strokes' edges."""
+    ink_min_area: int = 30
+    """Parts smaller than this (px) are left to the fill by the ink step."""
+    ink_min_share: float = 0.2
+    """Least :attr:`Ink.share` for a part to be read as single-colour ink."""
+    ink_max_coverage: float = 0.6
+    """Most ink coverage of a pixel that is solved for; above it the pixel keeps the fill
+    (solving would amplify the error by ``1 / (1 - coverage)``)."""
+    ink_reach: int = 16
+    """Radius (px) within which a known pixel may explain a masked one."""
+    ink_floor: float = 2.0
+    """Least distance (levels) a pixel may lie from every ink-background blend and still be
+    solved: the tolerance on a flat render."""
+    ink_gain: float = 3.0
+    """On textured backgrounds the tolerance is this many times the local texture level
+    (:func:`processors.inpaint.texture_level`)."""
 
     def __post_init__(self) -> None:
         if self.min_area < 1:
@@ -138,6 +176,24 @@ class UnblendConfig:
             raise ValueError(f"UnblendConfig: iterations must be >= 1, got {self.iterations}.")
         if self.max_texture <= 0:
             raise ValueError(f"UnblendConfig: max_texture must be > 0, got {self.max_texture}.")
+        if self.ink_min_area < 1:
+            raise ValueError(f"UnblendConfig: ink_min_area must be >= 1, got {self.ink_min_area}.")
+        if not 0.0 <= self.ink_min_share <= 1.0:
+            raise ValueError(
+                f"UnblendConfig: ink_min_share must be in [0, 1], got {self.ink_min_share}."
+            )
+        if not 0.0 < self.ink_max_coverage < 1.0:
+            raise ValueError(
+                "UnblendConfig: ink_max_coverage must be in (0, 1), got"
+                f" {self.ink_max_coverage}."
+            )
+        if self.ink_reach < 1:
+            raise ValueError(f"UnblendConfig: ink_reach must be >= 1, got {self.ink_reach}.")
+        if self.ink_floor < 0 or self.ink_gain < 0:
+            raise ValueError(
+                "UnblendConfig: ink_floor and ink_gain must be >= 0, got"
+                f" {self.ink_floor} and {self.ink_gain}."
+            )
 
 
 class Unblender:
@@ -149,7 +205,7 @@ class Unblender:
     equal to ``fills`` except inside the parts where an overlay was found.
     """
 
-    version = "unblend-1"
+    version = "unblend-2"
 
     def __init__(self, config: UnblendConfig | None = None) -> None:
         self.config = config or UnblendConfig()
@@ -191,6 +247,7 @@ class Unblender:
         accepted = [overlay for _, overlay in parts if overlay is not None]
         sharpest = max(accepted, key=lambda o: o.peak) if accepted else None
         out = filled.copy()
+        unblended = np.zeros(mask.shape, dtype=bool)
         for part, overlay in parts:
             chosen = overlay
             if chosen is None and sharpest is not None:
@@ -205,7 +262,35 @@ class Unblender:
             busy = texture_ratio(rounded, np.where(inside, 255, 0).astype(np.uint8))
             if busy <= cfg.max_texture:
                 out[box][inside] = recovered[inside]
+                unblended |= part
+        if cfg.ink:
+            self._ink(image, observed, filled, mask, labels, count, unblended, out)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    def _ink(
+        self, image: Image, observed: FloatArray, filled: FloatArray,
+        mask: npt.NDArray[np.bool_], labels: npt.NDArray[Any], count: int,
+        unblended: npt.NDArray[np.bool_], out: FloatArray,
+    ) -> None:
+        """Solve, in ``out``, the pixels of single-colour ink parts that an ink-background blend
+        explains (the parts already un-blended are left as they are)."""
+        cfg = self.config
+        for label in range(1, count):
+            part = labels == label
+            if np.count_nonzero(part) < cfg.ink_min_area or (part & unblended).any():
+                continue
+            ink = estimate_ink(observed, filled, part)
+            if ink is None or ink.share < cfg.ink_min_share:
+                continue
+            box = box_around(part, cfg.ink_reach + 1)
+            known = ~mask[box]
+            tolerance = np.maximum(
+                cfg.ink_floor, cfg.ink_gain * texture_level(image[box].astype(np.int16), known)
+            )
+            solved, values = _recover_ink(
+                observed[box], known, part[box], np.asarray(ink.colour), tolerance, cfg
+            )
+            out[box][solved] = values[solved]
 
     def _gate(self, overlay: Overlay | None) -> Overlay | None:
         """``overlay`` if it passes the gate (a sharp peak, a semi-transparent opacity, lines
@@ -296,3 +381,78 @@ def _recover(
         median = cv2.medianBlur(rounded, _MEDIAN).astype(np.float64)
         estimate = np.where(inside[..., None], median, crop)
     return recovered
+
+
+def estimate_ink(image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_]) -> Ink | None:
+    """The colour of opaque ink in ``part`` (HWC float image and fill, HW bool): the colour
+    most of its strongly changed pixels share. None where too few pixels changed strongly."""
+    change = image[part] - fill[part]
+    strong = image[part][np.sqrt((change * change).sum(axis=1)) > _INK_STRONG]
+    if strong.shape[0] < 20:
+        return None
+    # The fullest cell of a coarse colour histogram seeds it; the median of the pixels near
+    # that seed refines it (an opaque core is one exact colour, a blend or a photo is not).
+    _, inverse, counts = np.unique(
+        (strong // _INK_BIN).astype(np.int32), axis=0, return_inverse=True, return_counts=True
+    )
+    seed = np.median(strong[inverse.ravel() == int(np.argmax(counts))], axis=0)
+    near = np.sqrt(((strong - seed) ** 2).sum(axis=1)) < _INK_NEAR
+    colour = np.median(strong[near], axis=0)
+    share = float(np.mean(np.sqrt(((strong - colour) ** 2).sum(axis=1)) < _INK_NEAR))
+    return Ink((float(colour[0]), float(colour[1]), float(colour[2])), share)
+
+
+def _recover_ink(
+    crop: FloatArray, known: npt.NDArray[np.bool_], inside: npt.NDArray[np.bool_],
+    colour: FloatArray, tolerance: npt.NDArray[np.float32], cfg: UnblendConfig,
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """(pixels solved, their background) for one ink part, on a crop that reaches
+    ``cfg.ink_reach`` px beyond it.
+
+    A pixel of antialiased ink is ``(1 - k)·background + k·ink``. Every known pixel ``K``
+    within ``ink_reach`` px offers a candidate background: the pixel lies at distance ``d``
+    from the segment ``K → ink``, at coverage ``k``. The nearest segment is kept; where it is
+    within ``tolerance`` and ``k <= ink_max_coverage`` the pixel is solved,
+    ``(pixel - k·ink) / (1 - k)``: a clean pixel that the mask took in (``k = 0``) is kept as
+    it is, a stroke's edge is un-mixed. Pixels no blend of ink and a nearby background
+    explains (an outline, a shadow, a second colour) and the opaque cores keep the fill.
+    Unlike the fill, which must guess the background from the mask's edge, this reads it from
+    the pixel; the nearest-segment search is hand-written with numpy because no library
+    matches pixels to colour segments.
+    """
+    height, width = inside.shape
+    # Work on the part's pixels only, as flat indices into the crop (padded by ``reach`` so
+    # that every offset stays inside it); an opaque core pixel (the ink's own colour) cannot
+    # be solved and is skipped.
+    reach = cfg.ink_reach
+    pad = ((reach, reach), (reach, reach))
+    colours = np.pad(crop, (*pad, (0, 0))).reshape(-1, 3)
+    usable_known = np.pad(known, pad).ravel()
+    padded_width = width + 2 * reach
+    ys, xs = np.nonzero(inside & (np.sqrt(((crop - colour) ** 2).sum(axis=2)) >= _INK_NEAR))
+    at = (ys + reach) * padded_width + xs + reach
+    pixel = colours[at]
+    best = np.full(at.shape, np.inf)
+    coverage = np.zeros(at.shape)
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            if dy * dy + dx * dx > reach * reach or (dy, dx) == (0, 0):
+                continue
+            source = at + dy * padded_width + dx
+            neighbour = colours[source]
+            towards = colour - neighbour
+            length = (towards * towards).sum(axis=1)
+            k = np.clip(((pixel - neighbour) * towards).sum(axis=1) / np.maximum(length, 1e-6),
+                        0.0, 1.0)
+            distance = np.sqrt(((pixel - neighbour - k[:, None] * towards) ** 2).sum(axis=1))
+            nearer = usable_known[source] & (length > _INK_MIN_SPREAD**2) & (distance < best)
+            best = np.where(nearer, distance, best)
+            coverage = np.where(nearer, k, coverage)
+    ok = (best < tolerance[ys, xs]) & (coverage <= cfg.ink_max_coverage)
+    solved = np.zeros((height, width), dtype=bool)
+    solved[ys[ok], xs[ok]] = True
+    values = crop.copy()
+    values[ys[ok], xs[ok]] = (pixel[ok] - coverage[ok, None] * colour) / (
+        1.0 - coverage[ok, None]
+    )
+    return solved, values

@@ -1,4 +1,5 @@
-"""processors.unblend: semi-transparent overlays recovered instead of filled.
+"""processors.unblend: semi-transparent overlays recovered instead of filled, and the
+antialiased edge of opaque single-colour ink un-mixed.
 
 Judged by metrics against the clean image, never by exact pixels (STYLE.md), plus the
 processor suite: empty batch, bad input, batch of one equals batch of many, non-contiguous
@@ -12,7 +13,7 @@ import pytest
 
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask
 from processors.quality import psnr
-from processors.unblend import UnblendConfig, Unblender, estimate_overlay
+from processors.unblend import UnblendConfig, Unblender, estimate_ink, estimate_overlay
 
 GAIN = 3.0
 """dB by which un-blending must beat the fill inside a watermark's mask on a photo (measured:
@@ -72,15 +73,48 @@ def test_estimates_a_watermark_on_a_smooth_background(smooth, overlay, fill, col
 
 
 @pytest.mark.parametrize("kind", ["timestamp", "caption"])
-def test_opaque_text_is_left_to_the_fill(photo, overlay, fill, unblender, kind):
+def test_opaque_text_is_not_taken_for_an_overlay(photo, overlay, fill, kind):
     base = photo("astronaut")[:256, :384].copy()
     scene = (
         overlay.timestamp(base) if kind == "timestamp"
         else overlay.caption(base, "SALE today", (40, 150), size=30)
     )
     region, filled = _filled(fill, scene)
-    (out,) = unblender([scene.image], [region], [filled])
+    (out,) = Unblender(UnblendConfig(ink=False))([scene.image], [region], [filled])
     assert np.array_equal(out, filled)
+
+
+INK_GAIN = 2.0
+"""dB by which the ink step must beat the fill inside a timestamp's mask grown 2 px on a photo
+(measured: +3.1 to +3.8 on these four crops)."""
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea"])
+def test_ink_step_recovers_a_timestamps_edge_on_a_photo(photo, overlay, fill, unblender, name):
+    scene = overlay.timestamp(photo(name)[:256, :384].copy())
+    region, filled = _filled(fill, scene)
+    found = estimate_ink(scene.image.astype(np.float64), filled.astype(np.float64), region > 0)
+    assert found is not None
+    assert np.abs(np.asarray(found.colour) - (255, 160, 20)).max() < 3
+    (out,) = unblender([scene.image], [region], [filled])
+    assert psnr(scene.clean, out, region) > psnr(scene.clean, filled, region) + INK_GAIN
+    assert np.array_equal(out[region == 0], filled[region == 0])
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea"])
+def test_ink_step_keeps_the_fill_of_outlines_and_labels(photo, overlay, fill, unblender, name):
+    """A caption's dark outline and shadow, and a label's text, are not blends of one ink with
+    the background: they keep the fill. What the step still changes (the white fill's edge
+    against the outline) costs at most a little (measured: -1.2 to +1.5 dB for the caption,
+    +0.1 to +0.3 for the label)."""
+    base = photo(name)[:256, :384].copy()
+    for scene, slack in (
+        (overlay.caption(base, "SALE today", (40, 150), size=30), 2.0),
+        (overlay.promo(base), 0.5),
+    ):
+        region, filled = _filled(fill, scene)
+        (out,) = unblender([scene.image], [region], [filled])
+        assert psnr(scene.clean, out, region) > psnr(scene.clean, filled, region) - slack
 
 
 def test_empty_batch_and_empty_region(unblender, coffee_mark):
@@ -120,7 +154,9 @@ def test_bad_input(unblender, coffee_mark):
 @pytest.mark.parametrize(
     "knobs",
     [{"min_area": 0}, {"min_alpha": 0.9}, {"max_alpha": 1.0}, {"min_peak": 1.5},
-     {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}],
+     {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}, {"ink_min_area": 0},
+     {"ink_min_share": 1.5}, {"ink_max_coverage": 1.0}, {"ink_reach": 0}, {"ink_floor": -1},
+     {"ink_gain": -1}],
 )
 def test_bad_config(knobs):
     with pytest.raises(ValueError, match="UnblendConfig"):
@@ -129,5 +165,6 @@ def test_bad_config(knobs):
 
 def test_a_stricter_gate_leaves_the_fill(coffee_mark):
     scene, region, filled = coffee_mark
-    (out,) = Unblender(UnblendConfig(min_peak=0.99))([scene.image], [region], [filled])
+    stricter = UnblendConfig(min_peak=0.99, ink_min_share=0.99)
+    (out,) = Unblender(stricter)([scene.image], [region], [filled])
     assert np.array_equal(out, filled)
