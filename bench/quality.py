@@ -358,7 +358,7 @@ class _TextRemoval:
         from processors.unblend import Unblender  # noqa: PLC0415
 
         self.inpainter = inpainter
-        self.unblender = Unblender()
+        self.unblender = Unblender(refill=inpainter)
         self.version = f"{inpainter.version}+{self.unblender.version}"
 
     def __call__(self, images: Sequence[Image], masks: Sequence[Image]) -> list[Image]:

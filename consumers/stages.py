@@ -440,7 +440,9 @@ class InpaintStage:
         # outline and antialiasing (they are only trimmed of clean pixels on their edge), the
         # caller's object masks are grown by the default.
         self.inpainter = Inpainter(replace(inpaint_config(settings), dilate=0))
-        self.unblender = Unblender() if settings.unblend else None
+        # Text parts whose ink edge was solved are filled again by the same inpainter, with
+        # the solved pixels known (processors.unblend).
+        self.unblender = Unblender(refill=self.inpainter) if settings.unblend else None
         self.version = self.inpainter.version + (
             f"+{self.unblender.version}" if self.unblender is not None else ""
         )

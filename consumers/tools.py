@@ -187,9 +187,10 @@ def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
     detector = TextDetector()
     # The detector's masks already cover the outline and antialiasing: not grown again, only
     # trimmed of the clean pixels on their edge (as the pipeline's inpaint stage fills them).
-    # Semi-transparent overlays are then un-blended rather than filled, as the stage does.
+    # Semi-transparent overlays are then un-blended rather than filled, and the edges of
+    # single-colour ink un-mixed (the parts so solved filled again), as the stage does.
     inpainter = Inpainter(InpaintConfig(dilate=0))
-    unblender = Unblender()
+    unblender = Unblender(refill=inpainter)
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         masks = [

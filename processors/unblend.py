@@ -47,7 +47,7 @@ Errors: bad inputs raise ``ValueError`` (``TypeError`` for a non-array).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -157,6 +157,14 @@ class UnblendConfig:
     ink_gain: float = 3.0
     """On textured backgrounds the tolerance is this many times the local texture level
     (:func:`processors.inpaint.texture_level`)."""
+    ink_max_unexplained: float = 0.25
+    """Most share of a part's pixels that no blend of its ink with a nearby background explains
+    (within the tolerance) for the part to be read as single-colour ink. An outlined caption
+    has many such pixels (its outline and shadow: 0.26-0.65 of a part on the seed-0 quality
+    corpus); a timestamp has few (0-0.23)."""
+    refill_max_unexplained: float = 0.1
+    """Most unexplained share for a part's unsolved pixels to be filled again (with a
+    ``refill``): the solved pixels become the fill's known edge, so they must be sure."""
 
     def __post_init__(self) -> None:
         if self.min_area < 1:
@@ -189,6 +197,11 @@ class UnblendConfig:
             )
         if self.ink_reach < 1:
             raise ValueError(f"UnblendConfig: ink_reach must be >= 1, got {self.ink_reach}.")
+        if not 0.0 <= self.refill_max_unexplained <= self.ink_max_unexplained <= 1.0:
+            raise ValueError(
+                "UnblendConfig: need 0 <= refill_max_unexplained <= ink_max_unexplained <= 1,"
+                f" got {self.refill_max_unexplained} and {self.ink_max_unexplained}."
+            )
         if self.ink_floor < 0 or self.ink_gain < 0:
             raise ValueError(
                 "UnblendConfig: ink_floor and ink_gain must be >= 0, got"
@@ -202,13 +215,23 @@ class Unblender:
     ``unblender(images, regions, fills)``: ``images`` HWC uint8 RGB as uploaded, ``regions``
     HW uint8 masks of the text an inpainter filled (255 = filled; the caller's object masks
     left out: what they cover must go), ``fills`` the inpainter's outputs. Returns new images,
-    equal to ``fills`` except inside the parts where an overlay was found.
+    equal to ``fills`` except inside the parts where an overlay or ink was found.
+
+    ``refill``, when given, is the inpainter that made ``fills`` (``images, masks -> images``):
+    the ink parts that a blend explains almost everywhere (``refill_max_unexplained``) are
+    filled again, in one batch, with the pixels solved around them now known: the first fill
+    had to bridge the clean pixels the mask took in, the second sees them.
     """
 
     version = "unblend-2"
 
-    def __init__(self, config: UnblendConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: UnblendConfig | None = None,
+        refill: Callable[[Sequence[Image], Sequence[Mask]], list[Image]] | None = None,
+    ) -> None:
         self.config = config or UnblendConfig()
+        self.refill = refill
 
     def __call__(
         self, images: Sequence[Image], regions: Sequence[Mask], fills: Sequence[Image]
@@ -218,12 +241,24 @@ class Unblender:
                 f"Unblender: got {len(images)} images, {len(regions)} regions and {len(fills)}"
                 " fills; pass one region and one fill per image."
             )
-        return [
+        done = [
             self._one(check_image(image, "image"), region, check_image(fill, "fill"))
             for image, region, fill in zip(images, regions, fills, strict=True)
         ]
+        outs = [out for out, _ in done]
+        again = [i for i, (_, holes) in enumerate(done) if holes.any()]
+        if self.refill is None or not again:
+            return outs
+        holes = [np.where(done[i][1], np.uint8(255), np.uint8(0)).astype(np.uint8) for i in again]
+        refilled = self.refill([outs[i] for i in again], holes)
+        for i, hole, image in zip(again, holes, refilled, strict=True):
+            outs[i] = np.where(hole[..., None] > 0, image, outs[i])
+        return outs
 
-    def _one(self, image: Image, region: Mask, fill: Image) -> Image:
+    def _one(
+        self, image: Image, region: Mask, fill: Image
+    ) -> tuple[Image, npt.NDArray[np.bool_]]:
+        """(the result for one image, the pixels to fill again when a ``refill`` is given)."""
         if fill.shape != image.shape:
             raise ValueError(
                 f"Unblender: fill has shape {fill.shape}, image {image.shape}; pass the"
@@ -232,7 +267,7 @@ class Unblender:
         mask = check_mask(region, image.shape[:2], "region") > 127
         count, labels = cv2.connectedComponents(mask.astype(np.uint8))
         if count <= 1:
-            return fill.copy()
+            return fill.copy(), np.zeros(mask.shape, dtype=bool)
         cfg = self.config
         observed = image.astype(np.float64)
         filled = fill.astype(np.float64)
@@ -263,18 +298,21 @@ class Unblender:
             if busy <= cfg.max_texture:
                 out[box][inside] = recovered[inside]
                 unblended |= part
+        holes = np.zeros(mask.shape, dtype=bool)
         if cfg.ink:
-            self._ink(image, observed, filled, mask, labels, count, unblended, out)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+            holes = self._ink(image, observed, filled, mask, labels, count, unblended, out)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8), holes
 
     def _ink(
         self, image: Image, observed: FloatArray, filled: FloatArray,
         mask: npt.NDArray[np.bool_], labels: npt.NDArray[Any], count: int,
         unblended: npt.NDArray[np.bool_], out: FloatArray,
-    ) -> None:
+    ) -> npt.NDArray[np.bool_]:
         """Solve, in ``out``, the pixels of single-colour ink parts that an ink-background blend
-        explains (the parts already un-blended are left as they are)."""
+        explains (the parts already un-blended are left as they are); returns the unsolved
+        pixels of the parts clean enough to fill again."""
         cfg = self.config
+        holes = np.zeros(mask.shape, dtype=bool)
         for label in range(1, count):
             part = labels == label
             if np.count_nonzero(part) < cfg.ink_min_area or (part & unblended).any():
@@ -287,10 +325,17 @@ class Unblender:
             tolerance = np.maximum(
                 cfg.ink_floor, cfg.ink_gain * texture_level(image[box].astype(np.int16), known)
             )
-            solved, values = _recover_ink(
-                observed[box], known, part[box], np.asarray(ink.colour), tolerance, cfg
+            inside = part[box]
+            solved, values, unexplained = _recover_ink(
+                observed[box], known, inside, np.asarray(ink.colour), tolerance, cfg
             )
+            share = unexplained / np.count_nonzero(inside)
+            if share > cfg.ink_max_unexplained:
+                continue  # a second colour (an outline, a shadow, a label's text): fill
             out[box][solved] = values[solved]
+            if share <= cfg.refill_max_unexplained and solved.any():
+                holes[box] |= inside & ~solved
+        return holes
 
     def _gate(self, overlay: Overlay | None) -> Overlay | None:
         """``overlay`` if it passes the gate (a sharp peak, a semi-transparent opacity, lines
@@ -405,9 +450,9 @@ def estimate_ink(image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_
 def _recover_ink(
     crop: FloatArray, known: npt.NDArray[np.bool_], inside: npt.NDArray[np.bool_],
     colour: FloatArray, tolerance: npt.NDArray[np.float32], cfg: UnblendConfig,
-) -> tuple[npt.NDArray[np.bool_], FloatArray]:
-    """(pixels solved, their background) for one ink part, on a crop that reaches
-    ``cfg.ink_reach`` px beyond it.
+) -> tuple[npt.NDArray[np.bool_], FloatArray, int]:
+    """(pixels solved, their background, how many pixels no blend explains) for one ink part,
+    on a crop that reaches ``cfg.ink_reach`` px beyond it.
 
     A pixel of antialiased ink is ``(1 - k)·background + k·ink``. Every known pixel ``K``
     within ``ink_reach`` px offers a candidate background: the pixel lies at distance ``d``
@@ -448,11 +493,12 @@ def _recover_ink(
             nearer = usable_known[source] & (length > _INK_MIN_SPREAD**2) & (distance < best)
             best = np.where(nearer, distance, best)
             coverage = np.where(nearer, k, coverage)
-    ok = (best < tolerance[ys, xs]) & (coverage <= cfg.ink_max_coverage)
+    explained = best < tolerance[ys, xs]
+    ok = explained & (coverage <= cfg.ink_max_coverage)
     solved = np.zeros((height, width), dtype=bool)
     solved[ys[ok], xs[ok]] = True
     values = crop.copy()
     values[ys[ok], xs[ok]] = (pixel[ok] - coverage[ok, None] * colour) / (
         1.0 - coverage[ok, None]
     )
-    return solved, values
+    return solved, values, int(np.count_nonzero(~explained))
