@@ -491,37 +491,43 @@ def _recover_ink(
     height, width = inside.shape
     # Work on the part's pixels only, as flat indices into the crop (padded by ``reach`` so
     # that every offset stays inside it); an opaque core pixel (the ink's own colour) cannot
-    # be solved and is skipped.
+    # be solved and is skipped. Colours are taken relative to the ink: with P = pixel - ink
+    # and Q = known - ink, the pixel's nearest point on the segment is ink + s·Q with
+    # s = clip(P·Q / |Q|², 0, 1) (coverage k = 1 - s), at squared distance
+    # |P|² - 2·s·P·Q + s²·|Q|², so each offset costs one dot product (float32: the colours
+    # are whole levels, far inside its precision).
     reach = cfg.ink_reach
     pad = ((reach, reach), (reach, reach))
-    colours = np.pad(crop, (*pad, (0, 0))).reshape(-1, 3)
-    usable_known = np.pad(known, pad).ravel()
+    relative = (crop - colour).astype(np.float32)
+    planes = [np.pad(relative[..., c], pad).ravel() for c in range(3)]
+    spread = planes[0] ** 2 + planes[1] ** 2 + planes[2] ** 2
+    usable = np.pad(known, pad).ravel() & (spread > _INK_MIN_SPREAD**2)
     padded_width = width + 2 * reach
-    ys, xs = np.nonzero(inside & (np.sqrt(((crop - colour) ** 2).sum(axis=2)) >= _INK_NEAR))
+    ys, xs = np.nonzero(inside & (np.sqrt((relative**2).sum(axis=2)) >= _INK_NEAR))
     at = (ys + reach) * padded_width + xs + reach
-    pixel = colours[at]
-    best = np.full(at.shape, np.inf)
-    coverage = np.zeros(at.shape)
+    p0, p1, p2 = (plane[at] for plane in planes)
+    own = spread[at]
+    best = np.full(at.shape, np.inf, dtype=np.float32)
+    share = np.zeros(at.shape, dtype=np.float32)
     for dy in range(-reach, reach + 1):
         for dx in range(-reach, reach + 1):
             if dy * dy + dx * dx > reach * reach or (dy, dx) == (0, 0):
                 continue
             source = at + dy * padded_width + dx
-            neighbour = colours[source]
-            towards = colour - neighbour
-            length = (towards * towards).sum(axis=1)
-            k = np.clip(((pixel - neighbour) * towards).sum(axis=1) / np.maximum(length, 1e-6),
-                        0.0, 1.0)
-            distance = np.sqrt(((pixel - neighbour - k[:, None] * towards) ** 2).sum(axis=1))
-            nearer = usable_known[source] & (length > _INK_MIN_SPREAD**2) & (distance < best)
+            dot = p0 * planes[0][source] + p1 * planes[1][source] + p2 * planes[2][source]
+            length = spread[source]
+            along = np.clip(dot / np.maximum(length, 1e-6), 0.0, 1.0)
+            distance = own - 2.0 * along * dot + along * along * length
+            nearer = usable[source] & (distance < best)
             best = np.where(nearer, distance, best)
-            coverage = np.where(nearer, k, coverage)
-    explained = best < tolerance[ys, xs]
+            share = np.where(nearer, along, share)
+    coverage = 1.0 - share.astype(np.float64)
+    explained = best < tolerance[ys, xs].astype(np.float32) ** 2
     ok = explained & (coverage <= cfg.ink_max_coverage)
     solved = np.zeros((height, width), dtype=bool)
     solved[ys[ok], xs[ok]] = True
     values = crop.copy()
-    values[ys[ok], xs[ok]] = (pixel[ok] - coverage[ok, None] * colour) / (
+    values[ys[ok], xs[ok]] = (crop[ys[ok], xs[ok]] - coverage[ok, None] * colour) / (
         1.0 - coverage[ok, None]
     )
     return solved, values, int(np.count_nonzero(~explained))
