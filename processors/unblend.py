@@ -49,11 +49,12 @@ k·ink``. For each part the overlay step left alone:
 5. **Colour.** The ink is the colour most strongly changed pixels share
    (:func:`estimate_ink`); a part where under ``ink_min_share`` of them lie near it is left.
 6. **Explain.** Each masked pixel is matched to the nearest segment ``known → ink`` over the
-   known pixels within ``ink_reach`` px. Within the local tolerance (``ink_floor``, or
-   ``ink_gain`` times the texture level) and at coverage ``k <= ink_max_coverage`` it is
-   solved, ``(pixel - k·ink) / (1 - k)``; a clean pixel (``k = 0``) is kept as it is. A part
-   where more than ``ink_max_unexplained`` of the pixels match no segment has a second colour
-   (an outlined caption's outline and shadow) and keeps the fill.
+   known pixels within ``ink_reach`` px. A part where more than ``ink_max_unexplained`` of the
+   pixels match no segment within the local tolerance (``ink_floor``, or ``ink_gain`` times
+   the texture level) has a second colour (an outlined caption's outline and shadow) and keeps
+   the fill. In the other parts, a pixel whose segment is within ``ink_solve_factor`` times the
+   tolerance, at coverage ``k <= ink_max_coverage``, is solved, ``(pixel - k·ink) / (1 - k)``;
+   a clean pixel (``k = 0``) is kept as it is.
 7. **Refill.** With a ``refill`` inpainter, the unsolved pixels (the opaque cores) of a part
    explained almost everywhere (``refill_max_unexplained``) are filled again, with the solved
    pixels as the fill's known edge.
@@ -108,6 +109,8 @@ _INK_BIN = 8
 """Colour histogram bin (levels per channel) whose fullest bin seeds the ink's colour."""
 _INK_NEAR = 12.0
 """Pixels within this distance (levels) of the ink colour count as its opaque core."""
+_SECOND_APART = 60.0
+"""Least distance (levels) of a second ink colour from the first."""
 _INK_MIN_SPREAD = 30.0
 """Least distance (levels) between a known colour and the ink colour for the pair to explain a
 pixel: nearer, the blend's coverage cannot be read."""
@@ -136,6 +139,12 @@ class Ink(NamedTuple):
     share: float
     """Share of the part's strongly changed pixels within ``_INK_NEAR`` levels of ``colour``:
     how much of the change is the ink itself rather than a mix or a second colour."""
+    second: tuple[float, float, float] | None = None
+    """The commonest colour of the other strongly changed pixels (at least
+    ``_SECOND_APART`` levels from ``colour``), if any: an outlined caption's fill, a label's
+    text, or just background that the fill missed."""
+    second_share: float = 0.0
+    """Share of the strongly changed pixels within ``_INK_NEAR`` levels of ``second``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +189,17 @@ class UnblendConfig:
     ink_gain: float = 3.0
     """On textured backgrounds the tolerance is this many times the local texture level
     (:func:`processors.inpaint.texture_level`)."""
+    ink_solve_factor: float = 8.0
+    """Inside a part read as ink, a pixel is solved where its nearest segment lies within this
+    many times the tolerance. The tolerance itself decides whether the part is ink (an outline
+    or a shadow leaves many pixels far from every segment: 9-100× on a flat render's outlined
+    caption); once it is, a pixel somewhat off every segment is clean background with more
+    grain than the local texture level shows (a timestamp's unexplained clean pixels: median
+    1.7-4.5×), and filling it costs more than keeping it."""
+    ink_second_share: float = 0.1
+    """A second colour among the strongly changed pixels with at least this share is read as a
+    second ink: its pixels keep the fill (the outlined captions of the tests' fixture: 0.18-0.22;
+    its timestamps' commonest other colour, background the fill missed: 0.03-0.12)."""
     ink_max_unexplained: float = 0.25
     """Most share of a part's pixels that no blend of its ink with a nearby background explains
     (within the tolerance) for the part to be read as single-colour ink. An outlined caption
@@ -224,6 +244,14 @@ class UnblendConfig:
             raise ValueError(
                 "UnblendConfig: need 0 <= refill_max_unexplained <= ink_max_unexplained <= 1,"
                 f" got {self.refill_max_unexplained} and {self.ink_max_unexplained}."
+            )
+        if not 0.0 < self.ink_second_share <= 1.0:
+            raise ValueError(
+                f"UnblendConfig: ink_second_share must be in (0, 1], got {self.ink_second_share}."
+            )
+        if self.ink_solve_factor < 1:
+            raise ValueError(
+                f"UnblendConfig: ink_solve_factor must be >= 1, got {self.ink_solve_factor}."
             )
         if self.ink_floor < 0 or self.ink_gain < 0:
             raise ValueError(
@@ -355,6 +383,12 @@ class Unblender:
             share = unexplained / np.count_nonzero(inside)
             if share > cfg.ink_max_unexplained:
                 continue  # a second colour (an outline, a shadow, a label's text): fill
+            if ink.second is not None and ink.second_share >= cfg.ink_second_share:
+                # Pixels of a second ink (an outlined caption's fill), and the blends of the two
+                # inks along their shared edge, may match a background of the second ink's
+                # colour nearby (white letters over a white shirt): never solved.
+                solved &= ~_near_segment(observed[box], np.asarray(ink.colour),
+                                         np.asarray(ink.second), tolerance)
             out[box][solved] = values[solved]
             if share <= cfg.refill_max_unexplained and solved.any():
                 holes[box] |= inside & ~solved
@@ -453,21 +487,48 @@ def _recover(
 
 def estimate_ink(image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_]) -> Ink | None:
     """The colour of opaque ink in ``part`` (HWC float image and fill, HW bool): the colour
-    most of its strongly changed pixels share. None where too few pixels changed strongly."""
+    most of its strongly changed pixels share, and the commonest colour among the rest. None
+    where too few pixels changed strongly."""
     change = image[part] - fill[part]
     strong = image[part][np.sqrt((change * change).sum(axis=1)) > _INK_STRONG]
     if strong.shape[0] < 20:
         return None
-    # The fullest cell of a coarse colour histogram seeds it; the median of the pixels near
-    # that seed refines it (an opaque core is one exact colour, a blend or a photo is not).
-    _, inverse, counts = np.unique(
-        (strong // _INK_BIN).astype(np.int32), axis=0, return_inverse=True, return_counts=True
+    colour, share = _mode(strong, strong)
+    rest = strong[np.sqrt(((strong - colour) ** 2).sum(axis=1)) >= _SECOND_APART]
+    second, second_share = _mode(rest, strong) if rest.shape[0] >= 20 else (None, 0.0)
+    return Ink(
+        (float(colour[0]), float(colour[1]), float(colour[2])), share,
+        None if second is None else (float(second[0]), float(second[1]), float(second[2])),
+        second_share,
     )
-    seed = np.median(strong[inverse.ravel() == int(np.argmax(counts))], axis=0)
-    near = np.sqrt(((strong - seed) ** 2).sum(axis=1)) < _INK_NEAR
-    colour = np.median(strong[near], axis=0)
-    share = float(np.mean(np.sqrt(((strong - colour) ** 2).sum(axis=1)) < _INK_NEAR))
-    return Ink((float(colour[0]), float(colour[1]), float(colour[2])), share)
+
+
+def _near_segment(
+    crop: FloatArray, start: FloatArray, end: FloatArray, tolerance: npt.NDArray[np.float32]
+) -> npt.NDArray[np.bool_]:
+    """Pixels of ``crop`` within ``max(tolerance, _INK_NEAR)`` levels of the colour segment
+    ``start → end``, its ends included."""
+    direction = end - start
+    along = np.clip(((crop - start) * direction).sum(axis=2) / float((direction**2).sum()), 0, 1)
+    offset = crop - start - along[..., None] * direction
+    near: npt.NDArray[np.bool_] = np.sqrt((offset * offset).sum(axis=2)) < np.maximum(
+        tolerance, _INK_NEAR
+    )
+    return near
+
+
+def _mode(pixels: FloatArray, among: FloatArray) -> tuple[FloatArray, float]:
+    """(the commonest colour of ``pixels``, the share of ``among`` within ``_INK_NEAR`` of it).
+
+    The fullest cell of a coarse colour histogram seeds it; the median of the pixels near that
+    seed refines it (an opaque core is one exact colour, a blend or a photo is not)."""
+    _, inverse, counts = np.unique(
+        (pixels // _INK_BIN).astype(np.int32), axis=0, return_inverse=True, return_counts=True
+    )
+    seed = np.median(pixels[inverse.ravel() == int(np.argmax(counts))], axis=0)
+    near = np.sqrt(((pixels - seed) ** 2).sum(axis=1)) < _INK_NEAR
+    colour = np.median(pixels[near], axis=0)
+    return colour, float(np.mean(np.sqrt(((among - colour) ** 2).sum(axis=1)) < _INK_NEAR))
 
 
 def _recover_ink(
@@ -480,7 +541,8 @@ def _recover_ink(
     A pixel of antialiased ink is ``(1 - k)·background + k·ink``. Every known pixel ``K``
     within ``ink_reach`` px offers a candidate background: the pixel lies at distance ``d``
     from the segment ``K → ink``, at coverage ``k``. The nearest segment is kept; where it is
-    within ``tolerance`` and ``k <= ink_max_coverage`` the pixel is solved,
+    within ``ink_solve_factor`` times ``tolerance`` and ``k <= ink_max_coverage`` the pixel is
+    solved,
     ``(pixel - k·ink) / (1 - k)``: a clean pixel that the mask took in (``k = 0``) is kept as
     it is, a stroke's edge is un-mixed. Pixels no blend of ink and a nearby background
     explains (an outline, a shadow, a second colour) and the opaque cores keep the fill.
@@ -522,8 +584,9 @@ def _recover_ink(
             best = np.where(nearer, distance, best)
             share = np.where(nearer, along, share)
     coverage = 1.0 - share.astype(np.float64)
-    explained = best < tolerance[ys, xs].astype(np.float32) ** 2
-    ok = explained & (coverage <= cfg.ink_max_coverage)
+    limit = tolerance[ys, xs].astype(np.float32) ** 2
+    explained = best < limit
+    ok = (best < limit * cfg.ink_solve_factor**2) & (coverage <= cfg.ink_max_coverage)
     solved = np.zeros((height, width), dtype=bool)
     solved[ys[ok], xs[ok]] = True
     values = crop.copy()

@@ -86,7 +86,7 @@ def test_opaque_text_is_not_taken_for_an_overlay(photo, overlay, fill, kind):
 
 INK_GAIN = 2.0
 """dB by which the ink step must beat the fill inside a timestamp's mask grown 2 px on a photo
-(measured: +3.1 to +3.8 on these four crops)."""
+(measured: +3.8 to +5.9 on these four crops)."""
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea"])
@@ -102,8 +102,8 @@ def test_ink_step_recovers_a_timestamps_edge_on_a_photo(photo, overlay, fill, un
 
 
 REFILL_GAIN = 4.0
-"""dB by which the ink step with a refill must beat the fill there (measured: +5.5 to +11.1),
-and it must beat the ink step alone (measured: +2.3 to +7.3)."""
+"""dB by which the ink step with a refill must beat the fill there (measured: +6.0 to +15.3),
+and it must beat the ink step alone (measured: +2.0 to +9.4)."""
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea"])
@@ -151,12 +151,14 @@ def test_an_outlined_caption_is_not_read_as_ink(photo, overlay, fill, name):
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea"])
 def test_ink_step_keeps_the_fill_of_outlines_and_labels(photo, overlay, fill, unblender, name):
     """A caption's dark outline and shadow, and a label's text, are not blends of one ink with
-    the background: they keep the fill. What the step still changes (the white fill's edge
-    against the outline, where a part passes the gate) costs at most a little (measured: -1.2
-    to 0 dB for the caption, +0.04 to +0.23 for the label)."""
+    the background: they keep the fill. Over astronaut's white suit the caption's part passes
+    the gate (ink: the black outline); its white letters, and their grey blends with the
+    outline, match the suit nearby and would be kept as background (-4.2 dB) but for the
+    second-ink rule (measured with it: +0.13 dB there, 0 on the other crops; the label +0.04
+    to +0.23)."""
     base = photo(name)[:256, :384].copy()
     for scene, slack in (
-        (overlay.caption(base, "SALE today", (40, 150), size=30), 2.0),
+        (overlay.caption(base, "SALE today", (40, 150), size=30), 0.5),
         (overlay.promo(base), 0.5),
     ):
         region, filled = _filled(fill, scene)
@@ -203,7 +205,8 @@ def test_bad_input(unblender, coffee_mark):
     [{"min_area": 0}, {"min_alpha": 0.9}, {"max_alpha": 1.0}, {"min_peak": 1.5},
      {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}, {"ink_min_area": 0},
      {"ink_min_share": 1.5}, {"ink_max_coverage": 1.0}, {"ink_reach": 0}, {"ink_floor": -1},
-     {"ink_gain": -1}, {"ink_max_unexplained": 1.5},
+     {"ink_gain": -1}, {"ink_max_unexplained": 1.5}, {"ink_second_share": 0},
+     {"ink_solve_factor": 0.5},
      {"refill_max_unexplained": 0.5, "ink_max_unexplained": 0.25}],
 )
 def test_bad_config(knobs):
