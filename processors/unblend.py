@@ -200,6 +200,9 @@ class UnblendConfig:
     """A second colour among the strongly changed pixels with at least this share is read as a
     second ink: its pixels keep the fill (the outlined captions of the tests' fixture: 0.18-0.22;
     its timestamps' commonest other colour, background the fill missed: 0.03-0.12)."""
+    ink_max_texture: float = 2.0
+    """Most :func:`processors.quality.texture_ratio` of a part after the ink step (before any
+    refill); above it the part keeps the fill."""
     ink_max_unexplained: float = 0.25
     """Most share of a part's pixels that no blend of its ink with a nearby background explains
     (within the tolerance) for the part to be read as single-colour ink. An outlined caption
@@ -248,6 +251,10 @@ class UnblendConfig:
         if not 0.0 < self.ink_second_share <= 1.0:
             raise ValueError(
                 f"UnblendConfig: ink_second_share must be in (0, 1], got {self.ink_second_share}."
+            )
+        if self.ink_max_texture <= 0:
+            raise ValueError(
+                f"UnblendConfig: ink_max_texture must be > 0, got {self.ink_max_texture}."
             )
         if self.ink_solve_factor < 1:
             raise ValueError(
@@ -389,6 +396,13 @@ class Unblender:
                 # colour nearby (white letters over a white shirt): never solved.
                 solved &= ~_near_segment(observed[box], np.asarray(ink.colour),
                                          np.asarray(ink.second), tolerance)
+            candidate = out[box].copy()
+            candidate[solved] = values[solved]
+            rounded = np.clip(np.rint(candidate), 0, 255).astype(np.uint8)
+            if texture_ratio(rounded, np.where(inside, 255, 0).astype(np.uint8)) > (
+                cfg.ink_max_texture
+            ):
+                continue  # ghosts of the strokes left (an ink near the background's colour)
             out[box][solved] = values[solved]
             if share <= cfg.refill_max_unexplained and solved.any():
                 holes[box] |= inside & ~solved

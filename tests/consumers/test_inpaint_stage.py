@@ -24,7 +24,7 @@ from processors.inpaint import (
     edit_region,
     trim_text_mask,
 )
-from processors.quality import psnr
+from processors.quality import psnr, texture_ratio
 from processors.text import TextDetector
 from processors.unblend import UnblendConfig, Unblender
 from schemas.events import (
@@ -133,6 +133,32 @@ def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
     unchecked = Unblender(UnblendConfig(max_texture=1e9, ink=False))([image], [region], [filled])[0]
     assert not np.array_equal(unchecked, filled)  # the case still reaches the texture check
     assert np.array_equal(Unblender(overlay_only)([image], [region], [filled])[0], filled)
+
+    store = FilesystemStore(tmp_path / "store")
+    stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
+    event = _routed(store, image, text)
+    (output,) = stage.process([Loaded(event=event, payload=stage.load(event, store), load_ms=0.0)])
+    assert output.outcome == "pass"
+
+
+def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
+    """Upload 100 of ``pixelgate sample big --count 120`` (vendor01/sku0100/back.jpg): an
+    orange date stamp over a red-orange photo. With ink and background this close, the ink
+    step's coverage estimates are off and it left ghosts of the digits (texture ratio 2.46
+    with the refill, 2.98 without); the stage sent the upload to review (WORSE_THAN_INPUT).
+    The ink step's own texture check keeps the fill instead, and the stage passes."""
+    items = generate_sample(tmp_path / "sample", 100)
+    image = decode_image((tmp_path / "sample" / "upload" / items[99].file).read_bytes())
+    text = TextDetector()([image])[0].mask
+    region = edit_region(text.shape, text, image=image)
+    inpainter = Inpainter(InpaintConfig(dilate=0))
+    filled = inpainter([image], [region])[0]
+    unchecked = Unblender(UnblendConfig(ink_max_texture=1e9), refill=inpainter)(
+        [image], [region], [filled]
+    )[0]
+    assert texture_ratio(unchecked, region) > 2.0  # the case still reaches the texture check
+    checked = Unblender(refill=inpainter)([image], [region], [filled])[0]
+    assert texture_ratio(checked, region) <= 2.0
 
     store = FilesystemStore(tmp_path / "store")
     stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))

@@ -206,7 +206,7 @@ def test_bad_input(unblender, coffee_mark):
      {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}, {"ink_min_area": 0},
      {"ink_min_share": 1.5}, {"ink_max_coverage": 1.0}, {"ink_reach": 0}, {"ink_floor": -1},
      {"ink_gain": -1}, {"ink_max_unexplained": 1.5}, {"ink_second_share": 0},
-     {"ink_solve_factor": 0.5},
+     {"ink_solve_factor": 0.5}, {"ink_max_texture": 0},
      {"refill_max_unexplained": 0.5, "ink_max_unexplained": 0.25}],
 )
 def test_bad_config(knobs):
