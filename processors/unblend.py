@@ -59,8 +59,8 @@ k·ink``. For each part the overlay step left alone:
    explained almost everywhere (``refill_max_unexplained``) are filled again, with the solved
    pixels as the fill's known edge.
 
-On the seeded corpus this lifts removal PSNR from 35.25 to 35.99 dB (seed 0) and from 33.68 to
-34.40 dB (seed 1), mostly timestamps (docs/models.md).
+On the seeded corpus this lifts removal PSNR from 35.25 to 35.96 dB (seed 0) and from 33.68 to
+34.16 dB (seed 1), mostly timestamps (docs/models.md).
 
 Un-blending is a classical method (it is how watermark removal from a known overlay works,
 e.g. Dekel et al., CVPR 2017, with many images of one watermark); no library ships the
