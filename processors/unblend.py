@@ -230,41 +230,27 @@ class UnblendConfig:
             raise ValueError(f"UnblendConfig: iterations must be >= 1, got {self.iterations}.")
         if self.max_texture <= 0:
             raise ValueError(f"UnblendConfig: max_texture must be > 0, got {self.max_texture}.")
-        if self.ink_min_area < 1:
-            raise ValueError(f"UnblendConfig: ink_min_area must be >= 1, got {self.ink_min_area}.")
-        if not 0.0 <= self.ink_min_share <= 1.0:
-            raise ValueError(
-                f"UnblendConfig: ink_min_share must be in [0, 1], got {self.ink_min_share}."
-            )
-        if not 0.0 < self.ink_max_coverage < 1.0:
-            raise ValueError(
-                "UnblendConfig: ink_max_coverage must be in (0, 1), got"
-                f" {self.ink_max_coverage}."
-            )
-        if self.ink_reach < 1:
-            raise ValueError(f"UnblendConfig: ink_reach must be >= 1, got {self.ink_reach}.")
-        if not 0.0 <= self.refill_max_unexplained <= self.ink_max_unexplained <= 1.0:
-            raise ValueError(
-                "UnblendConfig: need 0 <= refill_max_unexplained <= ink_max_unexplained <= 1,"
-                f" got {self.refill_max_unexplained} and {self.ink_max_unexplained}."
-            )
-        if not 0.0 < self.ink_second_share <= 1.0:
-            raise ValueError(
-                f"UnblendConfig: ink_second_share must be in (0, 1], got {self.ink_second_share}."
-            )
-        if self.ink_max_texture <= 0:
-            raise ValueError(
-                f"UnblendConfig: ink_max_texture must be > 0, got {self.ink_max_texture}."
-            )
-        if self.ink_solve_factor < 1:
-            raise ValueError(
-                f"UnblendConfig: ink_solve_factor must be >= 1, got {self.ink_solve_factor}."
-            )
-        if self.ink_floor < 0 or self.ink_gain < 0:
-            raise ValueError(
-                "UnblendConfig: ink_floor and ink_gain must be >= 0, got"
-                f" {self.ink_floor} and {self.ink_gain}."
-            )
+        # The ink step's knobs, one rule each (name, holds, what it must be).
+        rules = (
+            ("ink_min_area", self.ink_min_area >= 1, ">= 1"),
+            ("ink_min_share", 0.0 <= self.ink_min_share <= 1.0, "in [0, 1]"),
+            ("ink_max_coverage", 0.0 < self.ink_max_coverage < 1.0, "in (0, 1)"),
+            ("ink_reach", self.ink_reach >= 1, ">= 1"),
+            ("ink_second_share", 0.0 < self.ink_second_share <= 1.0, "in (0, 1]"),
+            ("ink_max_texture", self.ink_max_texture > 0, "> 0"),
+            ("ink_solve_factor", self.ink_solve_factor >= 1, ">= 1"),
+            ("ink_floor", self.ink_floor >= 0, ">= 0"),
+            ("ink_gain", self.ink_gain >= 0, ">= 0"),
+            ("ink_max_unexplained", 0.0 <= self.ink_max_unexplained <= 1.0, "in [0, 1]"),
+            ("refill_max_unexplained",
+             0.0 <= self.refill_max_unexplained <= self.ink_max_unexplained,
+             "in [0, ink_max_unexplained]"),
+        )
+        for name, holds, rule in rules:
+            if not holds:
+                raise ValueError(
+                    f"UnblendConfig: {name} must be {rule}, got {getattr(self, name)}."
+                )
 
 
 class Unblender:
