@@ -18,7 +18,9 @@ Definitions (one image = one corpus case; averages are means over images):
   three channels); **removal SSIM** over the whole image (luminance, ``processors.quality``).
   Ours = our detector's mask, filled by our inpainter as the product fills it: not grown
   again, only trimmed of the clean pixels on its edge (``processors.inpaint.edit_region``
-  with the image, ``trim_text_mask``); the baselines fill the GT mask with OpenCV NS /
+  with the image, ``trim_text_mask``), then semi-transparent overlays un-blended and the edges
+  of single-colour ink un-mixed, those parts filled again (``processors.unblend``); the
+  baselines fill the GT mask with OpenCV NS /
   Telea, grown by 3 px ("GT mask") and as it is ("GT mask, not grown": the stricter baseline,
   since the GT already holds every changed pixel); the target rows check both. "ours, GT
   mask" (grown 3 px, 1 px and not) isolates the inpainter and says how tight a mask must be;
@@ -282,7 +284,8 @@ def _build_inpainters(
             args.inpaint_method, args.inpaint_model, args.device, dilate=0
         ),
         # The product's text removal: the fill (not grown), then semi-transparent overlays
-        # un-blended (processors.unblend), as the inpaint stage and remove-text do.
+        # un-blended and single-colour ink un-mixed, with a refill (processors.unblend), as
+        # the inpaint stage and remove-text do.
         "ours removal": lambda: _TextRemoval(
             _inpainter(args.inpaint_method, args.inpaint_model, args.device, dilate=0)
         ),
@@ -352,7 +355,7 @@ def _inpainter(method: str, model: Path | None, device: str, dilate: int | None 
 
 class _TextRemoval:
     """An inpainter (``dilate=0``) followed by :class:`processors.unblend.Unblender` over the
-    same masks: the product's removal of detected text."""
+    same masks, refilling with the same inpainter: the product's removal of detected text."""
 
     def __init__(self, inpainter: Any) -> None:
         from processors.unblend import Unblender  # noqa: PLC0415
@@ -482,7 +485,8 @@ def _removal(
         # As the product removes text (processors.inpaint.edit_region, then
         # processors.unblend): the detector's masks already cover the outline and
         # antialiasing, so they are not grown again, only trimmed of the clean pixels on their
-        # edge; semi-transparent overlays are un-blended rather than filled.
+        # edge; semi-transparent overlays are un-blended rather than filled, the edges of
+        # single-colour ink un-mixed.
         variants["ours (detected mask)"] = (methods.inpainters["ours removal"], "ours")
     if "ours exact" in methods.inpainters and "ours" in masks:
         # The same masks filled without un-blending: what processors.unblend adds.
