@@ -542,9 +542,8 @@ def _recover_ink(
     within ``ink_reach`` px offers a candidate background: the pixel lies at distance ``d``
     from the segment ``K → ink``, at coverage ``k``. The nearest segment is kept; where it is
     within ``ink_solve_factor`` times ``tolerance`` and ``k <= ink_max_coverage`` the pixel is
-    solved,
-    ``(pixel - k·ink) / (1 - k)``: a clean pixel that the mask took in (``k = 0``) is kept as
-    it is, a stroke's edge is un-mixed. Pixels no blend of ink and a nearby background
+    solved, ``(pixel - k·ink) / (1 - k)``: a clean pixel that the mask took in (``k = 0``) is
+    kept as it is, a stroke's edge is un-mixed. Pixels no blend of ink and a nearby background
     explains (an outline, a shadow, a second colour) and the opaque cores keep the fill.
     Unlike the fill, which must guess the background from the mask's edge, this reads it from
     the pixel; the nearest-segment search is hand-written with numpy because no library
