@@ -73,7 +73,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -309,20 +309,27 @@ class Unblender:
                 " inpainter's output for this image."
             )
         mask = check_mask(region, image.shape[:2], "region") > 127
-        count, labels = cv2.connectedComponents(mask.astype(np.uint8))
-        if count <= 1:
-            return fill.copy(), np.zeros(mask.shape, dtype=bool)
         cfg = self.config
+        # The connected parts either step may judge (the smaller of their least areas), each
+        # built once: a part is a full-size mask, so tiny specks are skipped by their area.
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+        least = min(cfg.min_area, cfg.ink_min_area)
+        sized = [
+            (labels == label, int(stats[label, cv2.CC_STAT_AREA]))
+            for label in range(1, count)
+            if stats[label, cv2.CC_STAT_AREA] >= least
+        ]
+        if not sized:
+            return fill.copy(), np.zeros(mask.shape, dtype=bool)
         observed = image.astype(np.float64)
         filled = fill.astype(np.float64)
         # Each part large enough to judge, with the overlay it shows on its own (None: none
         # that passes the gate).
-        parts: list[tuple[npt.NDArray[np.bool_], Overlay | None]] = []
-        for label in range(1, count):
-            part = labels == label
-            if np.count_nonzero(part) < cfg.min_area:
-                continue
-            parts.append((part, self._gate(estimate_overlay(observed, filled, part))))
+        parts: list[tuple[npt.NDArray[np.bool_], Overlay | None]] = [
+            (part, self._gate(estimate_overlay(observed, filled, part)))
+            for part, area in sized
+            if area >= cfg.min_area
+        ]
         accepted = [overlay for _, overlay in parts if overlay is not None]
         sharpest = max(accepted, key=lambda o: o.peak) if accepted else None
         out = filled.copy()
@@ -337,19 +344,18 @@ class Unblender:
             box = box_around(part, _TEXTURE_REACH)
             inside = part[box]
             recovered = _recover(observed[box], filled[box], inside, chosen, cfg.iterations)
-            rounded = np.clip(np.rint(recovered), 0, 255).astype(np.uint8)
-            busy = texture_ratio(rounded, np.where(inside, 255, 0).astype(np.uint8))
-            if busy <= cfg.max_texture:
+            if _busyness(recovered, inside) <= cfg.max_texture:
                 out[box][inside] = recovered[inside]
                 unblended |= part
         holes = np.zeros(mask.shape, dtype=bool)
         if cfg.ink:
-            holes = self._ink(image, observed, filled, mask, labels, count, unblended, out)
+            ink_parts = [part for part, area in sized if area >= cfg.ink_min_area]
+            holes = self._ink(image, observed, filled, mask, ink_parts, unblended, out)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8), holes
 
     def _ink(
         self, image: Image, observed: FloatArray, filled: FloatArray,
-        mask: npt.NDArray[np.bool_], labels: npt.NDArray[Any], count: int,
+        mask: npt.NDArray[np.bool_], parts: list[npt.NDArray[np.bool_]],
         unblended: npt.NDArray[np.bool_], out: FloatArray,
     ) -> npt.NDArray[np.bool_]:
         """Solve, in ``out``, the pixels of single-colour ink parts that an ink-background blend
@@ -357,9 +363,8 @@ class Unblender:
         pixels of the parts clean enough to fill again."""
         cfg = self.config
         holes = np.zeros(mask.shape, dtype=bool)
-        for label in range(1, count):
-            part = labels == label
-            if np.count_nonzero(part) < cfg.ink_min_area or (part & unblended).any():
+        for part in parts:
+            if (part & unblended).any():
                 continue
             ink = estimate_ink(observed, filled, part)
             if ink is None or ink.share < cfg.ink_min_share:
@@ -382,14 +387,10 @@ class Unblender:
                 # colour nearby (white letters over a white shirt): never solved.
                 solved &= ~_near_segment(observed[box], np.asarray(ink.colour),
                                          np.asarray(ink.second), tolerance)
-            candidate = out[box].copy()
-            candidate[solved] = values[solved]
-            rounded = np.clip(np.rint(candidate), 0, 255).astype(np.uint8)
-            if texture_ratio(rounded, np.where(inside, 255, 0).astype(np.uint8)) > (
-                cfg.ink_max_texture
-            ):
+            candidate = np.where(solved[..., None], values, out[box])
+            if _busyness(candidate, inside) > cfg.ink_max_texture:
                 continue  # ghosts of the strokes left (an ink near the background's colour)
-            out[box][solved] = values[solved]
+            out[box] = candidate
             if share <= cfg.refill_max_unexplained and solved.any():
                 holes[box] |= inside & ~solved
         return holes
@@ -483,6 +484,14 @@ def _recover(
         median = cv2.medianBlur(rounded, _MEDIAN).astype(np.float64)
         estimate = np.where(inside[..., None], median, crop)
     return recovered
+
+
+def _busyness(crop: FloatArray, inside: npt.NDArray[np.bool_]) -> float:
+    """:func:`processors.quality.texture_ratio` of a recovered crop (float, rounded to 8 bits as
+    it will be stored) inside ``inside``: above a few, a step put text back rather than the
+    background."""
+    rounded = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
+    return texture_ratio(rounded, np.where(inside, np.uint8(255), np.uint8(0)).astype(np.uint8))
 
 
 def estimate_ink(image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_]) -> Ink | None:
