@@ -124,21 +124,13 @@ def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
     there put "Buy" back, and the stage sent the image to review (WORSE_THAN_INPUT). The
     texture check keeps the fill instead (checked with the ink step off: that step may still
     un-mix the caption's edge, and the stage must pass either way)."""
-    items = generate_sample(tmp_path / "sample", 26)
-    image = decode_image((tmp_path / "sample" / "upload" / items[25].file).read_bytes())
-    text = TextDetector()([image])[0].mask
-    region = edit_region(text.shape, text, image=image)
+    image, text, region = _sample_upload(tmp_path, 26)
     filled = Inpainter(InpaintConfig(dilate=0))([image], [region])[0]
     overlay_only = UnblendConfig(ink=False)
     unchecked = Unblender(UnblendConfig(max_texture=1e9, ink=False))([image], [region], [filled])[0]
     assert not np.array_equal(unchecked, filled)  # the case still reaches the texture check
     assert np.array_equal(Unblender(overlay_only)([image], [region], [filled])[0], filled)
-
-    store = FilesystemStore(tmp_path / "store")
-    stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
-    event = _routed(store, image, text)
-    (output,) = stage.process([Loaded(event=event, payload=stage.load(event, store), load_ms=0.0)])
-    assert output.outcome == "pass"
+    assert _stage_outcome(tmp_path, image, text) == "pass"
 
 
 def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
@@ -147,10 +139,7 @@ def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
     step's coverage estimates are off and it left ghosts of the digits (texture ratio 2.46
     with the refill, 2.98 without); the stage sent the upload to review (WORSE_THAN_INPUT).
     The ink step's own texture check keeps the fill instead, and the stage passes."""
-    items = generate_sample(tmp_path / "sample", 100)
-    image = decode_image((tmp_path / "sample" / "upload" / items[99].file).read_bytes())
-    text = TextDetector()([image])[0].mask
-    region = edit_region(text.shape, text, image=image)
+    image, text, region = _sample_upload(tmp_path, 100)
     inpainter = Inpainter(InpaintConfig(dilate=0))
     filled = inpainter([image], [region])[0]
     unchecked = Unblender(UnblendConfig(ink_max_texture=1e9), refill=inpainter)(
@@ -159,9 +148,24 @@ def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
     assert texture_ratio(unchecked, region) > 2.0  # the case still reaches the texture check
     checked = Unblender(refill=inpainter)([image], [region], [filled])[0]
     assert texture_ratio(checked, region) <= 2.0
+    assert _stage_outcome(tmp_path, image, text) == "pass"
 
+
+def _sample_upload(tmp_path, number):
+    """Upload ``number`` (1-based) of ``pixelgate sample``'s set: the decoded image, the text
+    detector's mask and the region the stage fills for it."""
+    items = generate_sample(tmp_path / "sample", number)
+    upload = tmp_path / "sample" / "upload" / items[number - 1].file
+    image = decode_image(upload.read_bytes())
+    text = TextDetector()([image])[0].mask
+    return image, text, edit_region(text.shape, text, image=image)
+
+
+def _stage_outcome(tmp_path, image, text):
+    """The default inpaint stage's outcome ("pass" or "review") for ``image`` routed with
+    ``text``."""
     store = FilesystemStore(tmp_path / "store")
     stage = InpaintStage(Settings(output_bucket="outputs", output_prefix="p"))
     event = _routed(store, image, text)
     (output,) = stage.process([Loaded(event=event, payload=stage.load(event, store), load_ms=0.0)])
-    assert output.outcome == "pass"
+    return output.outcome
