@@ -13,7 +13,13 @@ import pytest
 
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask
 from processors.quality import psnr
-from processors.unblend import UnblendConfig, Unblender, estimate_ink, estimate_overlay
+from processors.unblend import (
+    UnblendConfig,
+    Unblender,
+    estimate_ink,
+    estimate_overlay,
+    search_overlay,
+)
 
 GAIN = 3.0
 """dB by which un-blending must beat the fill inside a watermark's mask on a photo (measured:
@@ -70,6 +76,54 @@ def test_estimates_a_watermark_on_a_smooth_background(smooth, overlay, fill, col
     (out,) = Unblender()([scene.image], [region], [filled])
     # The fill is already near exact here; un-blending stays within rounding of it.
     assert psnr(scene.clean, out, region) > 50
+
+
+SEARCH_GAIN = 2.0
+"""dB by which the colour search must beat un-blending without it, where the closed-form colour
+fails (measured: +4.2 at alpha 0.3, +3.4 at 0.4)."""
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.4])
+def test_search_finds_a_white_overlay_the_closed_form_misses(photo, overlay, fill, alpha):
+    """White over astronaut's pale wall: the colour lines run nearly along the grey axis, the
+    closed form lands off white with no opacity peak, the search finds white."""
+    scene = overlay.watermark(photo("astronaut")[:256, 100:484].copy(), alpha=alpha)
+    region, filled = _filled(fill, scene)
+    image, background = scene.image.astype(np.float64), filled.astype(np.float64)
+    closed = estimate_overlay(image, background, region > 0)
+    assert closed is not None
+    assert closed.peak < UnblendConfig().min_peak  # fails the gate
+    found = search_overlay(
+        image, background, region > 0, max_line_distance=20.0, min_alpha=0.15, max_alpha=0.8
+    )
+    assert found is not None
+    assert found.searched
+    assert found.colour >= 245
+    assert abs(found.alpha - alpha) < 0.03
+    assert found.peak > 0.35
+    (without,) = Unblender(UnblendConfig(search=False))([scene.image], [region], [filled])
+    (out,) = Unblender()([scene.image], [region], [filled])
+    assert psnr(scene.clean, out, region) > psnr(scene.clean, without, region) + SEARCH_GAIN
+    assert np.array_equal(out[region == 0], filled[region == 0])
+
+
+def test_search_needs_lines_that_meet_and_a_readable_opacity(smooth, overlay, fill):
+    scene = overlay.watermark(smooth.copy(), alpha=0.4)
+    region, filled = _filled(fill, scene)
+    image, background = scene.image.astype(np.float64), filled.astype(np.float64)
+    # No grey level that the lines pass this near: nothing found.
+    assert search_overlay(
+        image, background, region > 0, max_line_distance=1e-6, min_alpha=0.15, max_alpha=0.8
+    ) is None
+    # No opacity in the allowed range: nothing found.
+    assert search_overlay(
+        image, background, region > 0, max_line_distance=20.0, min_alpha=0.9, max_alpha=0.95
+    ) is None
+    # Nothing changed: no lines at all.
+    assert search_overlay(
+        background, background, region > 0, max_line_distance=20.0, min_alpha=0.15,
+        max_alpha=0.8,
+    ) is None
 
 
 @pytest.mark.parametrize("kind", ["timestamp", "caption"])
@@ -206,7 +260,8 @@ def test_bad_input(unblender, coffee_mark):
      {"max_line_distance": 0}, {"iterations": 0}, {"max_texture": 0}, {"ink_min_area": 0},
      {"ink_min_share": 1.5}, {"ink_max_coverage": 1.0}, {"ink_reach": 0}, {"ink_floor": -1},
      {"ink_gain": -1}, {"ink_max_unexplained": 1.5}, {"ink_second_share": 0},
-     {"ink_solve_factor": 0.5}, {"ink_max_texture": 0},
+     {"ink_solve_factor": 0.5}, {"ink_max_texture": 0}, {"search_line_distance": 0},
+     {"search_min_peak": 1.5}, {"search_max_texture": 0},
      {"refill_max_unexplained": 0.5, "ink_max_unexplained": 0.25}],
 )
 def test_bad_config(knobs):
