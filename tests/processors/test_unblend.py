@@ -262,7 +262,7 @@ def test_bad_input(unblender, coffee_mark):
      {"ink_gain": -1}, {"ink_max_unexplained": 1.5}, {"ink_second_share": 0},
      {"ink_solve_factor": 0.5}, {"ink_max_texture": 0}, {"search_line_distance": 0},
      {"search_min_peak": 1.5}, {"search_max_texture": 0},
-     {"refill_max_unexplained": 0.5, "ink_max_unexplained": 0.25}],
+     {"refill_min_solved": 1.5}, {"refill_min_solved": -0.1}],
 )
 def test_bad_config(knobs):
     with pytest.raises(ValueError, match="UnblendConfig"):
