@@ -137,6 +137,10 @@ pixel: nearer, the blend's coverage cannot be read."""
 beyond it and its Laplacian one more (the median needs only 2)."""
 
 
+_Part = tuple[tuple[slice, slice], npt.NDArray[np.bool_]]
+"""A part of a region: its box in the image, and its pixels within the box."""
+
+
 class Overlay(NamedTuple):
     """A semi-transparent neutral overlay found in one part of a region."""
 
@@ -326,20 +330,26 @@ class Unblender:
             self._one(check_image(image, "image"), region, check_image(fill, "fill"))
             for image, region, fill in zip(images, regions, fills, strict=True)
         ]
-        outs = [out for out, _ in done]
-        again = [i for i, (_, holes) in enumerate(done) if holes.any()]
+        outs = [out for out, _, _ in done]
+        again = [i for i, (_, holes, _) in enumerate(done) if holes.any()]
         if self.refill is None or not again:
             return outs
         holes = [np.where(done[i][1], np.uint8(255), np.uint8(0)).astype(np.uint8) for i in again]
         refilled = self.refill([outs[i] for i in again], holes)
         for i, hole, image in zip(again, holes, refilled, strict=True):
             outs[i] = np.where(hole[..., None] > 0, image, outs[i])
+        # The texture check of the refilled parts, on what they finally hold.
+        for out, fill, (_, _, refilled_parts) in zip(outs, fills, done, strict=True):
+            for box, inside in refilled_parts:
+                if _busyness(out[box].astype(np.float64), inside) > self.config.ink_max_texture:
+                    out[box][inside] = fill[box][inside]
         return outs
 
     def _one(
         self, image: Image, region: Mask, fill: Image
-    ) -> tuple[Image, npt.NDArray[np.bool_]]:
-        """(the result for one image, the pixels to fill again when a ``refill`` is given)."""
+    ) -> tuple[Image, npt.NDArray[np.bool_], list[_Part]]:
+        """(the result for one image, the pixels to fill again when a ``refill`` is given, the
+        parts they belong to: their texture check waits for the refill)."""
         if fill.shape != image.shape:
             raise ValueError(
                 f"Unblender: fill has shape {fill.shape}, image {image.shape}; pass the"
@@ -357,7 +367,7 @@ class Unblender:
             if stats[label, cv2.CC_STAT_AREA] >= least
         ]
         if not sized:
-            return fill.copy(), np.zeros(mask.shape, dtype=bool)
+            return fill.copy(), np.zeros(mask.shape, dtype=bool), []
         observed = image.astype(np.float64)
         filled = fill.astype(np.float64)
         # Each part large enough to judge, with the overlay it shows on its own (None: none
@@ -386,21 +396,23 @@ class Unblender:
                 out[box][inside] = recovered[inside]
                 unblended |= part
         holes = np.zeros(mask.shape, dtype=bool)
+        refilled: list[_Part] = []
         if cfg.ink:
             ink_parts = [part for part, area in sized if area >= cfg.ink_min_area]
-            holes = self._ink(image, observed, filled, mask, ink_parts, unblended, out)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8), holes
+            holes, refilled = self._ink(image, observed, filled, mask, ink_parts, unblended, out)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8), holes, refilled
 
     def _ink(
         self, image: Image, observed: FloatArray, filled: FloatArray,
         mask: npt.NDArray[np.bool_], parts: list[npt.NDArray[np.bool_]],
         unblended: npt.NDArray[np.bool_], out: FloatArray,
-    ) -> npt.NDArray[np.bool_]:
+    ) -> tuple[npt.NDArray[np.bool_], list[_Part]]:
         """Solve, in ``out``, the pixels of single-colour ink parts that an ink-background blend
         explains (the parts already un-blended are left as they are); returns the unsolved
-        pixels of the parts clean enough to fill again."""
+        pixels of the parts to fill again (with a ``refill``), and those parts."""
         cfg = self.config
         holes = np.zeros(mask.shape, dtype=bool)
+        refilled: list[_Part] = []
         for part in parts:
             if (part & unblended).any():
                 continue
@@ -426,13 +438,18 @@ class Unblender:
                 solved &= ~_near_segment(observed[box], np.asarray(ink.colour),
                                          np.asarray(ink.second), tolerance)
             candidate = np.where(solved[..., None], values, out[box])
-            if _busyness(candidate, inside) > cfg.ink_max_texture:
-                continue  # ghosts of the strokes left (an ink near the background's colour)
-            out[box] = candidate
             solved_share = np.count_nonzero(solved & inside) / np.count_nonzero(inside)
-            if solved_share >= cfg.refill_min_solved and solved.any():
+            again = self.refill is not None and solved.any()
+            again = again and solved_share >= cfg.refill_min_solved
+            # Ghosts of the strokes left (an ink near the background's colour) keep the fill;
+            # a part filled again is judged after its refill (the ghost may be its core).
+            if not again and _busyness(candidate, inside) > cfg.ink_max_texture:
+                continue
+            out[box] = candidate
+            if again:
                 holes[box] |= inside & ~solved
-        return holes
+                refilled.append((box, inside))
+        return holes, refilled
 
     def _overlay(
         self, observed: FloatArray, filled: FloatArray, part: npt.NDArray[np.bool_]
