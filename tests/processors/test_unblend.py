@@ -188,6 +188,34 @@ def test_refill_fills_a_timestamps_core_again_with_its_edge_known(photo, overlay
     assert np.array_equal(both[0], clean_edge)
 
 
+def test_a_refilled_part_is_texture_checked_after_its_refill(photo, overlay, fill):
+    """The check for ghosts of the strokes judges a refilled part on what it finally holds."""
+    scene = overlay.timestamp(photo("coffee")[:256, :384].copy())
+    region, filled = _filled(fill, scene)
+    rng = np.random.default_rng(0)
+
+    def noise_refill(images, masks):
+        return [np.where(m[..., None] > 0, rng.integers(0, 256, i.shape, np.uint8), i)
+                for i, m in zip(images, masks, strict=True)]
+
+    def clean_refill(images, masks):
+        return [np.where(m[..., None] > 0, scene.clean, i) for i, m in zip(images, masks,
+                                                                          strict=True)]
+
+    # A refill that leaves the core busy: the part keeps the first fill.
+    (out,) = Unblender(refill=noise_refill)([scene.image], [region], [filled])
+    assert np.array_equal(out, filled)
+    # A first fill with a busy core: judged before any refill the part keeps it; a refill that
+    # replaces the core lets the part pass.
+    noisy = filled.astype(np.int16)
+    noisy[region > 0] += rng.integers(-60, 61, (np.count_nonzero(region), 3), np.int16)
+    noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+    (alone,) = Unblender()([scene.image], [region], [noisy])
+    assert np.array_equal(alone, noisy)
+    (again,) = Unblender(refill=clean_refill)([scene.image], [region], [noisy])
+    assert psnr(scene.clean, again, region) > psnr(scene.clean, noisy, region) + 1.0
+
+
 @pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea"])
 def test_an_outlined_caption_is_not_read_as_ink(photo, overlay, fill, name):
     """Its outline and shadow are pixels no blend of one ink with the background explains:
