@@ -337,13 +337,15 @@ class Unblender:
         ]
         outs = [out for out, _, _ in done]
         again = [i for i, (_, holes, _) in enumerate(done) if holes.any()]
-        if self.refill is None or not again:
-            return outs
-        holes = [np.where(done[i][1], np.uint8(255), np.uint8(0)).astype(np.uint8) for i in again]
-        refilled = self.refill([outs[i] for i in again], holes)
-        for i, hole, image in zip(again, holes, refilled, strict=True):
-            outs[i] = np.where(hole[..., None] > 0, image, outs[i])
-        # The texture check of the refilled parts, on what they finally hold.
+        if self.refill is not None and again:
+            holes = [
+                np.where(done[i][1], np.uint8(255), np.uint8(0)).astype(np.uint8) for i in again
+            ]
+            refilled = self.refill([outs[i] for i in again], holes)
+            for i, hole, image in zip(again, holes, refilled, strict=True):
+                outs[i] = np.where(hole[..., None] > 0, image, outs[i])
+        # The texture check of the parts meant for the refill (one solved throughout had
+        # nothing to fill again), on what they finally hold.
         for out, fill, (_, _, refilled_parts) in zip(outs, fills, done, strict=True):
             for box, inside in refilled_parts:
                 if _busyness(out[box].astype(np.float64), inside) > self.config.ink_max_texture:
