@@ -126,13 +126,18 @@ def test_search_needs_lines_that_meet_and_a_readable_opacity(smooth, overlay, fi
     ) is None
 
 
-@pytest.mark.parametrize("kind", ["timestamp", "caption"])
+@pytest.mark.parametrize("kind", ["timestamp", "caption", "grey label"])
 def test_opaque_text_is_not_taken_for_an_overlay(photo, overlay, fill, kind):
+    """Neither the closed form nor the colour search reads opaque text, or a neutral label,
+    as a semi-transparent overlay (with its gates loosened, the search takes the timestamp and
+    the grey label for one)."""
     base = photo("astronaut")[:256, :384].copy()
-    scene = (
-        overlay.timestamp(base) if kind == "timestamp"
-        else overlay.caption(base, "SALE today", (40, 150), size=30)
-    )
+    scenes = {
+        "timestamp": lambda: overlay.timestamp(base),
+        "caption": lambda: overlay.caption(base, "SALE today", (40, 150), size=30),
+        "grey label": lambda: overlay.promo(base, box=(128, 128, 128)),
+    }
+    scene = scenes[kind]()
     region, filled = _filled(fill, scene)
     (out,) = Unblender(UnblendConfig(ink=False))([scene.image], [region], [filled])
     assert np.array_equal(out, filled)
