@@ -123,6 +123,8 @@ _SEARCH_MIN_READABLE = 50
 _MEDIAN = 5
 """Side of the median that turns recovered pixels into the next background estimate."""
 _TEXTURE_REACH = 10
+"""Crop margin around a part: :func:`processors.quality.texture_ratio`'s ring reaches 7 px
+beyond it and its Laplacian one more (the median needs only 2)."""
 _INK_STRONG = 60.0
 """Pixels changed by more than this (levels, RGB distance) from the fill show the ink's colour."""
 _INK_BIN = 8
@@ -134,8 +136,6 @@ _SECOND_APART = 60.0
 _INK_MIN_SPREAD = 30.0
 """Least distance (levels) between a known colour and the ink colour for the pair to explain a
 pixel: nearer, the blend's coverage cannot be read."""
-"""Crop margin around a part: :func:`processors.quality.texture_ratio`'s ring reaches 7 px
-beyond it and its Laplacian one more (the median needs only 2)."""
 
 
 _Part = tuple[tuple[slice, slice], npt.NDArray[np.bool_]]
@@ -243,8 +243,8 @@ class UnblendConfig:
     second ink: its pixels keep the fill (the outlined captions of the tests' fixture: 0.18-0.22;
     its timestamps' commonest other colour, background the fill missed: 0.03-0.12)."""
     ink_max_texture: float = 2.0
-    """Most :func:`processors.quality.texture_ratio` of a part after the ink step (before any
-    refill); above it the part keeps the fill."""
+    """Most :func:`processors.quality.texture_ratio` of a part after the ink step (a part
+    filled again is judged after its refill); above it the part keeps the fill."""
     ink_max_unexplained: float = 0.25
     """Most share of a part's pixels that no blend of its ink with a nearby background explains
     (within the tolerance) for the part to be read as single-colour ink. An outlined caption
@@ -435,8 +435,8 @@ class Unblender:
             solved, values, unexplained = _recover_ink(
                 observed[box], known, inside, np.asarray(ink.colour), tolerance, cfg
             )
-            share = unexplained / np.count_nonzero(inside)
-            if share > cfg.ink_max_unexplained:
+            size = np.count_nonzero(inside)
+            if unexplained / size > cfg.ink_max_unexplained:
                 continue  # a second colour (an outline, a shadow, a label's text): fill
             if ink.second is not None and ink.second_share >= cfg.ink_second_share:
                 # Pixels of a second ink (an outlined caption's fill), and the blends of the two
@@ -445,9 +445,10 @@ class Unblender:
                 solved &= ~_near_segment(observed[box], np.asarray(ink.colour),
                                          np.asarray(ink.second), tolerance)
             candidate = np.where(solved[..., None], values, out[box])
-            solved_share = np.count_nonzero(solved & inside) / np.count_nonzero(inside)
-            again = self.refill is not None and solved.any()
-            again = again and solved_share >= cfg.refill_min_solved
+            solved_share = np.count_nonzero(solved & inside) / size
+            again = (
+                self.refill is not None and solved.any() and solved_share >= cfg.refill_min_solved
+            )
             # Ghosts of the strokes left (an ink near the background's colour) keep the fill;
             # a part filled again is judged after its refill (the ghost may be its core).
             if not again and _busyness(candidate, inside) > cfg.ink_max_texture:
@@ -465,8 +466,9 @@ class Unblender:
         else (with ``search``) a searched one with a sharper peak; None if neither."""
         cfg = self.config
         estimate = estimate_overlay(observed, filled, part)
-        if estimate is None or self._gate(estimate) is not None or not cfg.search:
-            return self._gate(estimate)
+        accepted = self._gate(estimate)
+        if accepted is not None or estimate is None or not cfg.search:
+            return accepted
         found = search_overlay(
             observed, filled, part, max_line_distance=cfg.search_line_distance,
             min_alpha=cfg.min_alpha, max_alpha=cfg.max_alpha,
