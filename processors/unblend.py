@@ -391,7 +391,7 @@ class Unblender:
         for part, overlay in parts:
             chosen = overlay
             if chosen is None and sharpest is not None:
-                ratios = _ratios(observed, filled, part, sharpest.colour)
+                ratios = _ratios(_pixels(observed, filled, part), sharpest.colour)
                 chosen = sharpest if _share(ratios, sharpest.alpha) >= cfg.min_peak else None
             if chosen is None:
                 continue
@@ -494,7 +494,8 @@ def estimate_overlay(
 ) -> Overlay | None:
     """The neutral overlay that best explains ``image`` over ``fill`` in ``part`` (HWC float
     arrays, HW bool), or None where its pixels give no estimate (nothing changed enough)."""
-    lines = _lines(image, fill, part)
+    pixels = _pixels(image, fill, part)
+    lines = _lines(pixels)
     if lines is None:
         return None
     start, direction, weight = lines
@@ -507,7 +508,7 @@ def estimate_overlay(
         return None
     colour = float((weight * (start.sum(axis=1) - start_along * along_grey)).sum() / curvature)
     colour = min(max(colour, 0.0), 255.0)
-    ratios = _ratios(image, fill, part, colour)
+    ratios = _ratios(pixels, colour)
     if ratios.size == 0:
         return None
     alpha, share = _peak(ratios)
@@ -528,7 +529,8 @@ def search_overlay(
     colour. The right colour still makes the opacity ratios agree, so the sharpest peak
     finds it; on a background with little spread in colour any colour gives a sharp peak,
     which is why this only backs up the closed form."""
-    lines = _lines(image, fill, part)
+    pixels = _pixels(image, fill, part)
+    lines = _lines(pixels)
     if lines is None:
         return None
     start, direction, _ = lines
@@ -538,7 +540,7 @@ def search_overlay(
         distance = _line_distance(start, direction, colour)
         if distance > max_line_distance:
             continue
-        ratios = _ratios(image, fill, part, colour)
+        ratios = _ratios(pixels, colour)
         if ratios.size < _SEARCH_MIN_READABLE:
             continue
         alpha, share = _peak(ratios)
@@ -547,18 +549,31 @@ def search_overlay(
     return best
 
 
-def _lines(
-    image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_]
-) -> tuple[FloatArray, FloatArray, FloatArray] | None:
-    """The colour lines of the strongly changed pixels of ``part``: (start: the fill, unit
-    direction: towards the observed colour, weight: how much the pixel changed), or None where
-    fewer than 3 pixels changed strongly."""
-    change = image[part] - fill[part]
+class _Pixels(NamedTuple):
+    """A part's pixels, taken out of the image and its fill once (the search reads them for
+    every grey level it tries)."""
+
+    fill: FloatArray
+    """The fill's colours, one row per pixel."""
+    change: FloatArray
+    """The observed colour less the fill's, one row per pixel."""
+
+
+def _pixels(image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_]) -> _Pixels:
+    under = fill[part]
+    return _Pixels(under, image[part] - under)
+
+
+def _lines(pixels: _Pixels) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """The colour lines of a part's strongly changed pixels: (start: the fill, unit direction:
+    towards the observed colour, weight: how much the pixel changed), or None where fewer than
+    3 pixels changed strongly."""
+    change = pixels.change
     size = np.sqrt((change * change).sum(axis=1))
     strong = size > max(float(np.percentile(size, _STRONG_PERCENTILE)), _STRONG_LEVELS)
     if np.count_nonzero(strong) < 3:
         return None
-    return fill[part][strong], change[strong] / size[strong, None], size[strong]
+    return pixels.fill[strong], change[strong] / size[strong, None], size[strong]
 
 
 def _line_distance(start: FloatArray, direction: FloatArray, colour: float) -> float:
@@ -581,16 +596,13 @@ def _peak(ratios: FloatArray) -> tuple[float, float]:
     return alpha, _share(ratios, alpha)
 
 
-def _ratios(
-    image: FloatArray, fill: FloatArray, part: npt.NDArray[np.bool_], colour: float
-) -> FloatArray:
-    """Per pixel of ``part`` (where the fill is not too near ``colour``): the change from the
+def _ratios(pixels: _Pixels, colour: float) -> FloatArray:
+    """Per pixel of a part (where the fill is not too near ``colour``): the change from the
     fill projected on the direction to ``colour``, as a share of the distance (``a·k``)."""
-    towards = colour - fill[part]
+    towards = colour - pixels.fill
     length = (towards * towards).sum(axis=1)
     readable = length > _MIN_SPREAD**2
-    change = image[part] - fill[part]
-    projected: FloatArray = (change * towards).sum(axis=1)[readable] / length[readable]
+    projected: FloatArray = (pixels.change * towards).sum(axis=1)[readable] / length[readable]
     return projected
 
 
