@@ -10,7 +10,7 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 SAMPLES ?= 30
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test lint bench schemas clean gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,17 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/kafka_vs_embedded.py --out bench/results
 	$(BENCH_VENV)/bin/python bench/transport.py --out bench/results
 
+# The wheels bench/gpu_check.sh installs on a lent GPU machine (Python 3.12 there, no network).
+gpu-wheels: $(STAMP)
+	rm -rf .whl
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp --platform manylinux2014_x86_64 --platform any -d .whl \
+	    rapidocr-onnxruntime==1.4.4 \
+	    structlog==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("structlog"))') \
+	    pytest-asyncio==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pytest-asyncio"))')
+
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) samples out bench/results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .whl samples out bench/results .pytest_cache .mypy_cache .ruff_cache
