@@ -4,6 +4,9 @@ Reproducible: seeded torch and numpy, deterministic data order.
 
     .venv/bin/python -m bench.train_text_seg --steps 2500 --out processors/weights
 
+A second stage goes on from the first's weights on new crops (``--init``, with its own
+``--seed`` and a lower ``--lr``); the weights file's ``.json`` records the chain of stages.
+
 Training data, all from declared dependencies, generated on the fly:
 
 - **Backgrounds**: 70 % photos: scikit-image's camera, coins, moon, cell, clock_motion,
@@ -32,6 +35,7 @@ validation set of generated crops with its own seed).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import string
@@ -53,7 +57,7 @@ from skimage import data
 from sklearn import datasets as sklearn_datasets
 from torch import nn
 
-from processors.text_seg import WEIGHTS_FORMAT, TextSegNet
+from processors.text_seg import WEIGHTS_FORMAT, TextSegNet, load_text_seg
 
 __all__ = ["Sampler", "backgrounds", "fit", "main", "save_weights", "train"]
 
@@ -322,24 +326,49 @@ def evaluate(net: TextSegNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) 
     return {"recall": tp / max(1.0, tp + fn), "precision": tp / max(1.0, tp + fp)}
 
 
-def train(steps: int, out: Path, threads: int, console: Console) -> dict[str, Any]:
-    torch.manual_seed(SEED)
+def train(
+    steps: int,
+    out: Path,
+    threads: int,
+    console: Console,
+    *,
+    init: Path | None = None,
+    seed: int = SEED,
+    lr: float = 2e-3,
+) -> dict[str, Any]:
+    """Train from scratch, or go on training the weights in ``init`` (a file this script
+    wrote) on new crops: ``seed`` seeds torch and the sampler, so a second stage sees crops
+    the first did not."""
+    torch.manual_seed(seed)
     torch.set_num_threads(threads)
     images = backgrounds()
-    sampler = Sampler(images, SEED)
+    sampler = Sampler(images, seed)
     val_sampler = Sampler(images, VAL_SEED)
     val = [val_sampler.batch(BATCH) for _ in range(6)]
-    net = TextSegNet()
+    net = TextSegNet() if init is None else load_text_seg(init)
+    net.train()
+    started_from = None if init is None else _started_from(init)
 
     def batch_loss() -> torch.Tensor:
         x, y = sampler.batch(BATCH)
         return _loss(net(x), y)
 
+    stage = {"seed": seed, "lr": lr, "init": started_from}
     return fit(
-        net, steps=steps, lr=2e-3, label="train text segmenter", console=console,
+        net, steps=steps, lr=lr, label="train text segmenter", console=console,
         batch_loss=batch_loss, evaluate=lambda: evaluate(net, val),
-        save=lambda history, seconds: _save(net, out, history, seconds, steps),
+        save=lambda history, seconds: _save(net, out, history, seconds, steps, stage),
     )
+
+
+def _started_from(init: Path) -> dict[str, Any]:
+    """What the run went on from: the weights file's sha256, and its own training record (the
+    ``.json`` this script wrote beside it), so the chain of stages can be rerun."""
+    record = init.with_suffix(".json")
+    return {
+        "sha256": hashlib.sha256(init.read_bytes()).hexdigest(),
+        "record": json.loads(record.read_text()) if record.is_file() else None,
+    }
 
 
 def fit(
@@ -397,11 +426,13 @@ def save_weights(net: nn.Module, widths: Sequence[int], fmt: str, path: Path) ->
 
 
 def _save(net: TextSegNet, out: Path, history: list[dict[str, float]], seconds: float,
-          steps: int) -> None:
+          steps: int, stage: dict[str, Any]) -> None:
     save_weights(net, net.widths, WEIGHTS_FORMAT, out / "text_seg.pt")
-    meta = {"steps": steps, "batch": BATCH, "crop": CROP, "seed": SEED, "val_seed": VAL_SEED,
-            "seconds": round(seconds, 1), "history": history,
-            "parameters": sum(p.numel() for p in net.parameters())}
+    meta = {"steps": steps, "batch": BATCH, "crop": CROP, "seed": stage["seed"],
+            "val_seed": VAL_SEED, "lr": stage["lr"], "seconds": round(seconds, 1),
+            "history": history, "parameters": sum(p.numel() for p in net.parameters())}
+    if stage["init"] is not None:
+        meta["init"] = stage["init"]
     (out / "text_seg.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -410,6 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--out", type=Path, default=Path("processors/weights"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="go on training these weights (a text_seg.pt this script wrote)")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="seed of torch and the crop sampler (default: the first stage's)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--preview", type=Path, default=None,
                         help="write a few training crops and targets as PNGs here and stop")
     args = parser.parse_args(argv)
@@ -424,7 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             both = np.concatenate([image, np.repeat(target[:, :, None] * 255, 3, 2)], 1)
             PILImage.fromarray(both).save(args.preview / f"crop{k:02d}.png")
         return 0
-    train(args.steps, args.out, args.threads, console)
+    if args.init is not None and not args.init.is_file():
+        parser.error(f"--init {args.init}: no such file")
+    train(args.steps, args.out, args.threads, console, init=args.init, seed=args.seed, lr=args.lr)
     return 0
 
 

@@ -32,7 +32,10 @@ Per call, for a batch of images:
    ink_contrast]`` and raised on textured backgrounds), in either polarity, so outlines and
    shadows are included; ink must also stand out from a local median (which follows background
    edges). When too little ink is found on a quiet background (faint semi-transparent
-   watermarks), the DB text region of the box is used instead. The ink is grown by
+   watermarks), the DB text region of the box is used instead. With the segmenter (step 6),
+   only the connected pieces of ink that come within ``ink_reach`` px of what it sees as text
+   are kept, whole (a light, a tower's edge or a shadow in the box is not); a line it barely
+   sees keeps all its ink. The ink is grown by
    ``dilation`` px plus a share of the glyph height for drop shadows (at most 8 px). Text on a
    bounded patch of one colour (a promo label) gets the patch masked too: its edge is where
    the colour departs from the label's by more than the label's own spread (a dark label on a
@@ -134,6 +137,9 @@ _MIN_GLYPH_AREA = 6
 _STROKE_FILL = 0.6
 """Most of its box that a segmented glyph's strokes fill (a solid blob is background)."""
 _ON_LINE = 0.6
+# ``ink_reach`` limits a line's ink only when at least this share of it is within reach of the
+# segmenter's text (the segmenter sees that line).
+_SEEN = 0.5
 """Segmented regions of an accepted group further than this many glyph sizes across the line
 from its middle are background beside it, not text."""
 
@@ -251,6 +257,15 @@ class TextDetectorConfig:
     segment_min_confidence: float = 0.8
     """Least mean recognizer confidence of the characters read in a segmented group's shape
     for it to be text (the check that keeps textures out)."""
+    ink_reach: int = 3
+    """With the segmenter on: of the ink found in a detected box (pixels that differ from the
+    background filled in around it), only the connected pieces that come within this many px
+    of a pixel the segmenter gives at least ``ink_reach_threshold`` count, whole; 0 = no
+    limit. Lines the segmenter barely sees (under half their ink within reach: a script or
+    face it was not trained on) keep all their ink, and a promo label's patch is not
+    limited."""
+    ink_reach_threshold: float = 0.3
+    """Segmenter probability that marks the text which ``ink_reach`` measures from."""
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -331,6 +346,15 @@ class TextDetectorConfig:
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ValueError(f"TextDetectorConfig: {name} must be in (0, 1), got {value}.")
+        if not 0 <= self.ink_reach <= 64:
+            raise ValueError(
+                f"TextDetectorConfig: ink_reach must be in [0, 64], got {self.ink_reach}."
+            )
+        if not 0.0 < self.ink_reach_threshold < 1.0:
+            raise ValueError(
+                "TextDetectorConfig: ink_reach_threshold must be in (0, 1), got "
+                f"{self.ink_reach_threshold}."
+            )
         if self.segment_min_area < 1:
             raise ValueError(
                 f"TextDetectorConfig: segment_min_area must be >= 1, got {self.segment_min_area}."
@@ -393,8 +417,9 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-3"
-    """Goes into result events (``-2``: with the segmenter pass)."""
+    version: str = "text-ppocr4-4"
+    """Goes into result events (``-2``: with the segmenter pass; ``-4``: ink limited to the
+    segmenter's reach)."""
 
     def __init__(self, config: TextDetectorConfig | None = None) -> None:
         self.config = config if config is not None else TextDetectorConfig()
@@ -500,16 +525,17 @@ class TextDetector:
             for (i, r), reading in zip(extra, extra_readings, strict=True):
                 if reading is _Reading.TEXT:
                     keep[i].append((r, boost_probs[i], boost_scales[i]))
-        return [
-            self._result(
-                image,
-                found,
-                None
-                if self._seg is None
-                else self._segment(image, [_glyph_line(_scale(r, *f)) for r, _, f in found]),
+        results = []
+        for image, found in zip(checked, keep, strict=True):
+            if self._seg is None:
+                results.append(self._result(image, found))
+                continue
+            small, scale = self._seg_prob(image)
+            segmented = self._segment(
+                image, small, scale, [_glyph_line(_scale(r, *f)) for r, _, f in found]
             )
-            for image, found in zip(checked, keep, strict=True)
-        ]
+            results.append(self._result(image, found, segmented, self._ink_limit(small, image)))
+        return results
 
     def _detect(
         self, images: list[Image], sizes: list[tuple[int, int]], *, boost: bool
@@ -594,20 +620,40 @@ class TextDetector:
                     readings[i] = _Reading.TEXT
         return readings
 
-    def _segment(self, image: Image, lines: Sequence[_Region] = ()) -> tuple[Mask, list[Box]]:
-        """The segmenter's mask (grown by ``dilation``) and the boxes of its glyph groups;
-        ``lines`` (text lines found by the other passes, image px) are searched for lone symbols
-        at their ends too."""
-        cfg = self.config
+    def _seg_prob(self, image: Image) -> tuple[FloatArray, float]:
+        """The segmenter's probability map of ``image``, shrunk to at most ``segment_size``
+        on its long side, and the scale it was shrunk by."""
         if self._seg is None:
-            raise RuntimeError("TextDetector._segment needs the segmenter (segmenter=True).")
+            raise RuntimeError("TextDetector._seg_prob needs the segmenter (segmenter=True).")
         h, w = image.shape[:2]
-        scale = min(1.0, cfg.segment_size / max(h, w))
+        scale = min(1.0, self.config.segment_size / max(h, w))
         small = image
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
-        prob = segment(self._seg, small, device=self._torch_device)
+        return segment(self._seg, small, device=self._torch_device), scale
+
+    def _ink_limit(self, prob: FloatArray, image: Image) -> Mask | None:
+        """Where ink found in a detected box may lie (``ink_reach``), at the image's size;
+        None = anywhere."""
+        cfg = self.config
+        if cfg.ink_reach == 0:
+            return None
+        h, w = image.shape[:2]
+        sure = (prob >= cfg.ink_reach_threshold).astype(np.uint8)
+        if sure.shape != (h, w):
+            sure = np.asarray(cv2.resize(sure, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
+        return np.asarray(cv2.dilate(sure, _disc(cfg.ink_reach)), np.uint8)
+
+    def _segment(
+        self, image: Image, prob: FloatArray, scale: float, lines: Sequence[_Region] = ()
+    ) -> tuple[Mask, list[Box]]:
+        """The segmenter's mask (grown by ``dilation``) from its probability map ``prob`` (of
+        ``image`` shrunk by ``scale``), and the boxes of its glyph groups; ``lines`` (text
+        lines found by the other passes, image px) are searched for lone symbols at their ends
+        too."""
+        cfg = self.config
+        h, w = image.shape[:2]
         chosen = np.zeros(prob.shape, np.uint8)
         paper = _paper(prob)
         accepted: list[_Region] = []
@@ -894,6 +940,7 @@ class TextDetector:
         image: Image,
         found: list[tuple[_Region, FloatArray, tuple[float, float]]],
         segmented: tuple[Mask, list[Box]] | None = None,
+        limit: Mask | None = None,
     ) -> TextResult:
         """The mask of the accepted regions, each given with the probability map it was found
         in and that map's scale to the image, joined with the segmenter's (if any)."""
@@ -907,7 +954,9 @@ class TextDetector:
                 text_regions[id(prob)] = np.asarray(
                     cv2.resize(binary, (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8
                 )
-            boxes.append(self._paint(mask, image, _scale(region, sx, sy), text_regions[id(prob)]))
+            boxes.append(
+                self._paint(mask, image, _scale(region, sx, sy), text_regions[id(prob)], limit)
+            )
         if segmented is not None:
             extra, extra_boxes = segmented
             # A group the regions above already masked is not a new line of text.
@@ -920,9 +969,16 @@ class TextDetector:
             mask=mask, boxes=tuple(boxes), coverage=float(np.count_nonzero(mask)) / mask.size
         )
 
-    def _paint(self, mask: Mask, image: Image, region: _Region, text_region: Mask) -> Box:
+    def _paint(
+        self,
+        mask: Mask,
+        image: Image,
+        region: _Region,
+        text_region: Mask,
+        limit: Mask | None = None,
+    ) -> Box:
         """Mark the ink of one region in ``mask`` (and its label, if any); return its
-        axis-aligned box."""
+        axis-aligned box. Ink counts only inside ``limit`` (if given)."""
         cfg = self.config
         h, w = image.shape[:2]
         margin = max(2.0, 0.1 * region.thickness)
@@ -955,6 +1011,15 @@ class TextDetector:
         ink = self._ink(crop, inner > 0, near, texture, noise)
         if np.count_nonzero(ink) < cfg.min_ink_fraction * np.count_nonzero(inner) and quiet:
             ink = (text_region[y0:y1, x0:x1] > 0) & (inner > 0) & near
+        allowed = None
+        if limit is not None:
+            allowed = limit[y0:y1, x0:x1] > 0
+            # Only where the segmenter sees the line: text it was not trained on (another
+            # script, an unusual face) keeps all its ink.
+            if ink.any() and np.count_nonzero(ink & allowed) >= _SEEN * np.count_nonzero(ink):
+                ink = _touching(ink, allowed)
+            else:
+                allowed = None
         grown = cv2.dilate(ink.astype(np.uint8), _disc(radius))
         target = mask[y0:y1, x0:x1]
         target[grown > 0] = 255
@@ -968,6 +1033,8 @@ class TextDetector:
                 1,
             )
             ink = self._ink(crop, inner > 0, near | (inner > 0), texture, noise)
+            if allowed is not None:
+                ink = _touching(ink, allowed)
             target[cv2.dilate(ink.astype(np.uint8), _disc(radius)) > 0] = 255
         bx0, by0, bx1, by1 = _bounds(region.corners(), w, h)
         return (bx0, by0, bx1 - bx0, by1 - by0)
@@ -1271,6 +1338,18 @@ def _on_line(glyphs: npt.NDArray[np.bool_], along: tuple[float, float]) -> npt.N
     size = _weighted_median(sizes.astype(np.float64), areas)
     on = np.concatenate([[False], np.abs(offsets - centre) <= _ON_LINE * size])
     return np.asarray(on[found], np.bool_)
+
+
+def _touching(ink: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The connected regions (8-connected) of ``ink`` that reach into ``allowed``, whole."""
+    count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return ink
+    hit = np.zeros(count, np.bool_)
+    hit[np.unique(labels[ink & allowed])] = True
+    hit[0] = False
+    return np.asarray(hit[labels], np.bool_)
+
 
 
 def _weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:

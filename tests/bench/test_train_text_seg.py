@@ -3,6 +3,7 @@ whose weights the detector can load."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -62,3 +63,28 @@ def test_short_run_writes_loadable_weights(tmp_path):
 def test_too_few_steps_is_refused():
     with pytest.raises(SystemExit):
         train_text_seg.main(["--steps", "3", "--out", "/nonexistent"])
+
+
+def test_second_stage_goes_on_from_the_first_and_records_it(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train_text_seg.train(10, first, threads=1, console=Console(quiet=True))
+    train_text_seg.train(
+        10, second, threads=1, console=Console(quiet=True),
+        init=first / "text_seg.pt", seed=7, lr=5e-4,
+    )
+    meta = json.loads((second / "text_seg.json").read_text())
+    digest = hashlib.sha256((first / "text_seg.pt").read_bytes()).hexdigest()
+    assert meta["init"]["sha256"] == digest
+    assert meta["init"]["record"]["steps"] == 10
+    assert (meta["seed"], meta["lr"]) == (7, 5e-4)
+    before = dict(load_text_seg(first / "text_seg.pt").named_parameters())
+    after = dict(load_text_seg(second / "text_seg.pt").named_parameters())
+    # It started from the first stage's weights (a fresh network differs from them by far
+    # more) and moved them a little: 10 AdamW steps of at most about lr each.
+    moved = [float((after[k] - before[k]).detach().abs().max()) for k in before]
+    assert 0.0 < max(moved) < 20 * 5e-4
+
+
+def test_init_must_exist():
+    with pytest.raises(SystemExit):
+        train_text_seg.main(["--steps", "10", "--init", "/nonexistent.pt", "--out", "/tmp/x"])

@@ -47,7 +47,7 @@ def test_smoke(detector, captioned):
     assert result.found
     assert all(len(box) == 4 and all(isinstance(v, int) for v in box) for box in result.boxes)
     assert result.coverage == pytest.approx(np.count_nonzero(result.mask) / result.mask.size)
-    assert TextDetector.version == "text-ppocr4-3"
+    assert TextDetector.version == "text-ppocr4-4"
     assert detector.providers[0] == "CPUExecutionProvider"
 
 
@@ -95,6 +95,10 @@ def test_bad_input(detector, astronaut, bad, error, words):
         {"boost_sigma": 0.0},
         {"boost_min_confidence": 1.0},
         {"boost_min_chars": 0},
+        {"ink_reach": -1},
+        {"ink_reach": 65},
+        {"ink_reach_threshold": 0.0},
+        {"ink_reach_threshold": 1.0},
     ],
 )
 def test_bad_config(knobs):
@@ -265,6 +269,31 @@ def test_on_line_drops_segmented_background_beside_a_line():
     single = np.zeros((40, 40), np.bool_)
     single[5:30, 5:30] = True
     assert np.array_equal(text_module._on_line(single, (1.0, 0.0)), single)
+
+
+def test_touching_keeps_whole_regions_that_reach_the_limit():
+    ink = np.zeros((40, 60), np.bool_)
+    ink[5:15, 5:25] = True  # a glyph, partly inside the limit
+    ink[25:35, 40:55] = True  # a blob outside it
+    allowed = np.zeros_like(ink)
+    allowed[0:8, 0:60] = True
+    kept = text_module._touching(ink, allowed)
+    assert kept[5:15, 5:25].all()  # whole, not cut at the limit's edge
+    assert not kept[25:35, 40:55].any()
+    assert not text_module._touching(np.zeros_like(ink), allowed).any()
+
+
+def test_a_line_the_segmenter_does_not_see_keeps_its_ink(captioned, monkeypatch):
+    # Text the segmenter was not trained on (another script, an odd face): it sees nothing
+    # there, and the limit must not erase what the detector and the recognizer found.
+    blind = TextDetector()
+    monkeypatch.setattr(
+        blind, "_ink_limit", lambda prob, image: np.zeros(image.shape[:2], np.uint8)
+    )
+    (result,) = blind([captioned.image])
+    (unlimited,) = TextDetector(TextDetectorConfig(ink_reach=0))([captioned.image])
+    assert result.found
+    assert np.array_equal(result.mask, unlimited.mask)
 
 
 def test_finds_rotated_watermark_on_plain_background(detector, smooth, overlay):
