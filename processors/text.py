@@ -55,8 +55,10 @@ Per call, for a batch of images:
    whose letters cross busy background is continued from the part that was read. A lone
    symbol just beyond either end of any accepted line (DBNet's too) is kept when it reads as
    one confident character, or when it is a ring of about a capital's size: the "©" that
-   starts most watermarks and that the recognizer's dictionary lacks. The accepted pixels,
-   grown by ``dilation``, join the mask. ``segmenter=False`` turns it off.
+   starts most watermarks and that the recognizer's dictionary lacks. Inside an accepted
+   line's box, weaker regions (above ``segment_low_threshold``) join when they touch its
+   glyphs or sit on its axis. The accepted pixels, grown by ``dilation``, join the mask.
+   ``segmenter=False`` turns it off.
 
 The CUDA path: ``device="cuda"`` uses onnxruntime's ``CUDAExecutionProvider`` when it is
 available (it needs the ``onnxruntime-gpu`` build), and the CPU otherwise (the segmenter runs in
@@ -140,6 +142,10 @@ _ON_LINE = 0.6
 # ``ink_reach`` limits a line's ink only when at least this share of it is within reach of the
 # segmenter's text (the segmenter sees that line).
 _SEEN = 0.5
+# The segmenter pass's hysteresis keeps a weaker region inside an accepted line's box when it
+# touches the line's glyphs or its centre lies within this share of the line's thickness of
+# the line's axis (:func:`_joined_or_centred`).
+_CENTRED = 0.25
 """Segmented regions of an accepted group further than this many glyph sizes across the line
 from its middle are background beside it, not text."""
 
@@ -687,11 +693,14 @@ class TextDetector:
             chosen |= continued
             chosen |= self._symbols(paper, glyphs, chosen, extended + known)
         # Inside an accepted line, fainter strokes count too (hysteresis): where the
-        # background crosses a letter the segmenter is less sure of it.
+        # background crosses a letter the segmenter is less sure of it. Only the regions that
+        # touch the line's glyphs or sit on its axis: a background edge crossing the box
+        # (a neck ring, a tower) is not a fainter stroke.
         support = np.zeros(prob.shape, np.uint8)
         for region in accepted:
             cv2.fillPoly(support, [np.round(region.corners()).astype(np.int32)], 1)
-        chosen[(support > 0) & (prob > cfg.segment_low_threshold)] = 255
+        weak = (support > 0) & (prob > cfg.segment_low_threshold)
+        chosen[_joined_or_centred(weak, chosen > 0, accepted)] = 255
         if scale < 1.0:
             chosen = np.asarray(cv2.resize(chosen, (w, h), interpolation=cv2.INTER_LINEAR))
             chosen = np.where(chosen >= 128, 255, 0).astype(np.uint8)
@@ -1338,6 +1347,29 @@ def _on_line(glyphs: npt.NDArray[np.bool_], along: tuple[float, float]) -> npt.N
     size = _weighted_median(sizes.astype(np.float64), areas)
     on = np.concatenate([[False], np.abs(offsets - centre) <= _ON_LINE * size])
     return np.asarray(on[found], np.bool_)
+
+
+def _joined_or_centred(
+    weak: npt.NDArray[np.bool_], strong: npt.NDArray[np.bool_], lines: list[_Region]
+) -> npt.NDArray[np.bool_]:
+    """The connected regions (8-connected) of ``weak`` that touch ``strong``, or whose centre
+    lies on one of ``lines``: within ``_CENTRED`` of its thickness across it, and between its
+    ends. A letter the segmenter was less sure of sits on its line; a piece of background edge
+    inside the line's box mostly does not."""
+    count, labels, _, centres = cv2.connectedComponentsWithStats(
+        weak.astype(np.uint8), connectivity=8
+    )
+    if count <= 1:
+        return weak
+    keep = np.zeros(count, np.bool_)
+    keep[np.unique(labels[weak & strong])] = True
+    for line in lines:
+        along = np.asarray(line.along)
+        offsets = centres - np.asarray(line.centre)
+        across = np.abs(offsets @ np.array([-along[1], along[0]]))
+        keep |= (across <= _CENTRED * line.thickness) & (np.abs(offsets @ along) <= line.length / 2)
+    keep[0] = False
+    return np.asarray(keep[labels], np.bool_)
 
 
 def _touching(ink: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

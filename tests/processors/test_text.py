@@ -283,6 +283,24 @@ def test_touching_keeps_whole_regions_that_reach_the_limit():
     assert not text_module._touching(np.zeros_like(ink), allowed).any()
 
 
+def test_hysteresis_keeps_what_touches_or_sits_on_the_line():
+    line = text_module._Region((100.0, 40.0), (1.0, 0.0), 180.0, 20.0, 0.0)
+    strong = np.zeros((80, 200), np.bool_)
+    strong[30:50, 20:34] = True  # a glyph already chosen
+    weak = np.zeros_like(strong)
+    weak[30:50, 30:44] = True  # touches it: the rest of a letter
+    weak[32:48, 100:112] = True  # a letter on the axis, apart from the rest
+    weak[44:78, 150:153] = True  # an edge crossing the box, its centre well below the axis
+    kept = text_module._joined_or_centred(weak, strong, [line])
+    assert kept[30:50, 30:44].all()
+    assert kept[32:48, 100:112].all()
+    assert not kept[44:78, 150:153].any()
+    # A region on the axis but beyond the line's end is not the line's.
+    beyond = np.zeros_like(strong)
+    beyond[32:48, 192:198] = True
+    assert not text_module._joined_or_centred(beyond, strong, [line]).any()
+
+
 def test_a_line_the_segmenter_does_not_see_keeps_its_ink(captioned, monkeypatch):
     # Text the segmenter was not trained on (another script, an odd face): it sees nothing
     # there, and the limit must not erase what the detector and the recognizer found.
