@@ -139,15 +139,15 @@ _MIN_GLYPH_AREA = 6
 _STROKE_FILL = 0.6
 """Most of its box that a segmented glyph's strokes fill (a solid blob is background)."""
 _ON_LINE = 0.6
-# ``ink_reach`` limits a line's ink only when at least this share of it is within reach of the
-# segmenter's text (the segmenter sees that line).
-_SEEN = 0.5
-# The segmenter pass's hysteresis keeps a weaker region inside an accepted line's box when it
-# touches the line's glyphs or its centre lies within this share of the line's thickness of
-# the line's axis (:func:`_joined_or_centred`).
-_CENTRED = 0.25
 """Segmented regions of an accepted group further than this many glyph sizes across the line
 from its middle are background beside it, not text."""
+_SEEN = 0.5
+"""``ink_reach`` limits a line's ink only when at least this share of it is within reach of
+the segmenter's text (the segmenter sees that line)."""
+_CENTRED = 0.25
+"""The segmenter pass's hysteresis keeps a weaker region inside an accepted line's box when it
+touches the line's glyphs or its centre lies within this share of the line's thickness of the
+line's axis (:func:`_joined_or_centred`)."""
 
 
 class _Reading(enum.Enum):
@@ -540,7 +540,9 @@ class TextDetector:
             segmented = self._segment(
                 image, small, scale, [_glyph_line(_scale(r, *f)) for r, _, f in found]
             )
-            results.append(self._result(image, found, segmented, self._ink_limit(small, image)))
+            # The limit is for the ink of the lines found above; without any, it is not built.
+            limit = self._ink_limit(small, image) if found else None
+            results.append(self._result(image, found, segmented, limit))
         return results
 
     def _detect(
@@ -1020,15 +1022,14 @@ class TextDetector:
         ink = self._ink(crop, inner > 0, near, texture, noise)
         if np.count_nonzero(ink) < cfg.min_ink_fraction * np.count_nonzero(inner) and quiet:
             ink = (text_region[y0:y1, x0:x1] > 0) & (inner > 0) & near
+        # Only where the segmenter sees the line: text it was not trained on (another script,
+        # an unusual face) keeps all its ink.
         allowed = None
-        if limit is not None:
-            allowed = limit[y0:y1, x0:x1] > 0
-            # Only where the segmenter sees the line: text it was not trained on (another
-            # script, an unusual face) keeps all its ink.
-            if ink.any() and np.count_nonzero(ink & allowed) >= _SEEN * np.count_nonzero(ink):
+        if limit is not None and ink.any():
+            window = limit[y0:y1, x0:x1] > 0
+            if np.count_nonzero(ink & window) >= _SEEN * np.count_nonzero(ink):
+                allowed = window
                 ink = _touching(ink, allowed)
-            else:
-                allowed = None
         grown = cv2.dilate(ink.astype(np.uint8), _disc(radius))
         target = mask[y0:y1, x0:x1]
         target[grown > 0] = 255
@@ -1381,7 +1382,6 @@ def _touching(ink: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]) -> npt
     hit[np.unique(labels[ink & allowed])] = True
     hit[0] = False
     return np.asarray(hit[labels], np.bool_)
-
 
 
 def _weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
