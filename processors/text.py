@@ -55,7 +55,9 @@ Per call, for a batch of images:
    whose letters cross busy background is continued from the part that was read. A lone
    symbol just beyond either end of any accepted line (DBNet's too) is kept when it reads as
    one confident character, or when it is a ring of about a capital's size: the "©" that
-   starts most watermarks and that the recognizer's dictionary lacks. Inside an accepted
+   starts most watermarks and that the recognizer's dictionary lacks; one the segmenter did
+   not draw at all is looked for in the image itself, a ring with a "c" inside just before a
+   line's start (``rings``, :mod:`processors.text_ring`). Inside an accepted
    line's box, weaker regions (above ``segment_low_threshold``) join when they touch its
    glyphs or sit on its axis. The accepted pixels, grown by ``dilation``, join the mask.
    ``segmenter=False`` turns it off.
@@ -96,6 +98,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from processors.tensors import Image, Mask, check_image
+from processors.text_ring import Ring, find_ring
 from processors.text_seg import load_text_seg, segment
 
 __all__ = [
@@ -272,6 +275,10 @@ class TextDetectorConfig:
     limited."""
     ink_reach_threshold: float = 0.3
     """Segmenter probability that marks the text which ``ink_reach`` measures from."""
+    rings: bool = True
+    """With the segmenter on: look in the image itself, just before the start of each accepted
+    line, for the "©" that starts most watermarks (a ring with a "c" inside,
+    :mod:`processors.text_ring`), which the segmenter often does not draw."""
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -423,7 +430,7 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-4"
+    version: str = "text-ppocr4-5"
     """Goes into result events (``-2``: with the segmenter pass; ``-4``: ink limited to the
     segmenter's reach)."""
 
@@ -690,6 +697,7 @@ class TextDetector:
             chosen |= lined
             accepted += grouped + chained
         known = [_scale(line, scale, scale) for line in lines]
+        extended: list[_Region] = []
         for glyphs in glyphs_at:
             continued, extended = self._continued(prob, glyphs, chosen, accepted)
             chosen |= continued
@@ -707,12 +715,40 @@ class TextDetector:
             chosen = np.asarray(cv2.resize(chosen, (w, h), interpolation=cv2.INTER_LINEAR))
             chosen = np.where(chosen >= 128, 255, 0).astype(np.uint8)
         mask = np.asarray(cv2.dilate(chosen, _disc(cfg.dilation)), np.uint8)
+        if cfg.rings and extended:
+            # The lines as the last threshold's glyphs continued them, and the other passes'.
+            starts = [_scale(line, 1.0 / scale, 1.0 / scale) for line in extended]
+            mask |= self._rings(image, [*starts, *lines], mask)
         boxes: list[Box] = []
         for region in accepted:
             x0, y0, x1, y1 = _bounds(_scale(region, 1.0 / scale, 1.0 / scale).corners(), w, h)
             if (x0, y0, x1 - x0, y1 - y0) not in boxes:
                 boxes.append((x0, y0, x1 - x0, y1 - y0))
         return mask, boxes
+
+    def _rings(self, image: Image, lines: Sequence[_Region], mask: Mask) -> Mask:
+        """The "©" just before the start of each of ``lines`` (image px), found in the image
+        (:func:`processors.text_ring.find_ring`) and grown by ``dilation`` like the rest of
+        ``mask`` (the segmenter's mask so far), except into the hole inside its "c"."""
+        dilation = _disc(self.config.dilation)
+        luma = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), np.float32)
+        # What the segmenter chose, before its growth: a ring it already has is not new.
+        known = np.asarray(cv2.erode(mask, dilation), np.uint8)
+        out = np.zeros(mask.shape, np.uint8)
+        found: list[Ring] = []
+        for line in lines:
+            x, y = np.subtract(line.centre, np.multiply(line.along, line.length / 2))
+            outward = (-line.along[0], -line.along[1])
+            ring = find_ring(luma, (float(x), float(y)), outward, line.thickness, known)
+            if ring is not None:
+                out |= ring.ink(mask.shape)
+                found.append(ring)
+        if not found:
+            return out
+        out = np.asarray(cv2.dilate(out, dilation), np.uint8)
+        for ring in found:
+            cv2.circle(out, ring.centre, ring.hole, 0, thickness=-1)
+        return out
 
     def _verify(
         self,

@@ -47,7 +47,7 @@ def test_smoke(detector, captioned):
     assert result.found
     assert all(len(box) == 4 and all(isinstance(v, int) for v in box) for box in result.boxes)
     assert result.coverage == pytest.approx(np.count_nonzero(result.mask) / result.mask.size)
-    assert TextDetector.version == "text-ppocr4-4"
+    assert TextDetector.version == "text-ppocr4-5"
     assert detector.providers[0] == "CPUExecutionProvider"
 
 
