@@ -30,3 +30,24 @@ def test_ink_beyond_the_segmenters_reach_is_dropped(grace_hopper_caption):
     assert false_area < 0.6 * false_area_before
     # Only whole pieces of ink are dropped: the limited mask is part of the unlimited one.
     assert not np.any((limited.mask > 0) & (unlimited.mask == 0))
+
+
+def test_the_copyright_sign_the_segmenter_misses_is_found_in_the_image():
+    # Seed 1's coffee watermark, "© bestdeals.store" at alpha 0.3-0.5 across the table's dark
+    # corner and its wood: the segmenter draws the letters but not the "©" (its probability
+    # there is about 0.01); the ring search finds it before the line's start.
+    (case,) = [c for c in build_corpus(seed=1).text_cases if c.name == "coffee-watermark"]
+    (found,) = TextDetector()([case.image])
+    (without,) = TextDetector(TextDetectorConfig(rings=False))([case.image])
+    # The "©" is the truth's top-left piece, in its own 40 px box (it starts the line).
+    sign = np.zeros_like(case.mask)
+    sign[33:73, 82:122] = case.mask[33:73, 82:122]
+    assert np.count_nonzero(sign) > 250
+    assert detection_scores(sign, without.mask)[0] < 0.2
+    assert detection_scores(sign, found.mask)[0] > 0.9
+    # The rest of the mask is the same, and nothing outside the sign's box was added.
+    added = (found.mask > 0) & (without.mask == 0)
+    outside = added.copy()
+    outside[33:73, 82:122] = False
+    assert added.any()
+    assert not outside.any()
