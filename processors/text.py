@@ -715,7 +715,7 @@ class TextDetector:
             chosen = np.asarray(cv2.resize(chosen, (w, h), interpolation=cv2.INTER_LINEAR))
             chosen = np.where(chosen >= 128, 255, 0).astype(np.uint8)
         mask = np.asarray(cv2.dilate(chosen, _disc(cfg.dilation)), np.uint8)
-        if cfg.rings and extended:
+        if cfg.rings and (extended or lines):
             # The lines as the last threshold's glyphs continued them, and the other passes'.
             starts = [_scale(line, 1.0 / scale, 1.0 / scale) for line in extended]
             mask |= self._rings(image, [*starts, *lines], mask)

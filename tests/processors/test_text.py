@@ -314,6 +314,28 @@ def test_a_line_the_segmenter_does_not_see_keeps_its_ink(captioned, monkeypatch)
     assert np.array_equal(result.mask, unlimited.mask)
 
 
+def test_a_copyright_sign_before_a_line_only_dbnet_found_is_masked(detector):
+    # The segmenter sees nothing (a zero map), the other passes found a line: the "©" is looked
+    # for before its start all the same, and masked with its hole left open.
+    rng = np.random.default_rng(0)
+    grey = cv2.GaussianBlur(rng.normal(0, 12, (200, 300)).astype(np.float32), (0, 0), 1.2)
+    big = np.zeros((800, 1200), np.uint8)
+    cv2.circle(big, (320, 400), 56, 255, 12)
+    cv2.ellipse(big, (320, 400), (30, 30), 0, 50, 310, 255, 12)
+    sign = cv2.resize(big, (300, 200), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    luma = (1 - 0.45 * sign) * (120 + grey) + 0.45 * sign * 255
+    image = np.repeat(np.clip(luma, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    line = text_module._Region((200.0, 100.0), (1.0, 0.0), 120.0, 40.0, 0.0)
+    prob = np.zeros((200, 300), np.float32)
+    mask, _ = detector._segment(image, prob, 1.0, [line])
+    drawn = sign > 0.5
+    assert np.count_nonzero(mask[drawn]) >= 0.95 * np.count_nonzero(drawn)
+    assert mask[100, 80] == 0  # the hole inside the "c"
+    assert not mask[:, 120:].any()  # nothing else
+    without = TextDetector(TextDetectorConfig(rings=False))
+    assert not without._segment(image, prob, 1.0, [line])[0].any()
+
+
 def test_finds_rotated_watermark_on_plain_background(detector, smooth, overlay):
     scene = overlay.watermark(smooth, "© SAMPLE", size=40, angle=30, alpha=0.35, fill=(0, 0, 0))
     (result,) = detector([scene.image])
