@@ -147,6 +147,12 @@ from its middle are background beside it, not text."""
 _SEEN = 0.5
 """``ink_reach`` limits a line's ink only when at least this share of it is within reach of
 the segmenter's text (the segmenter sees that line)."""
+_CONFIRMED_SIZE = 1.5
+"""Of a segmented group read as text only at ``segment_confirmed_confidence``, the parts larger
+than this many times its typical glyph are letters joined to background edges: dropped."""
+_ALONG_ANGLE = math.radians(10.0)
+"""A segmented group continues a known line only when their directions differ by less than
+this (:func:`_continues`)."""
 _CENTRED = 0.25
 """The segmenter pass's hysteresis keeps a weaker region inside an accepted line's box when it
 touches the line's glyphs or its centre lies within this share of the line's thickness of the
@@ -275,6 +281,11 @@ class TextDetectorConfig:
     limited."""
     ink_reach_threshold: float = 0.3
     """Segmenter probability that marks the text which ``ink_reach`` measures from."""
+    segment_confirmed_confidence: float = 0.7
+    """Least mean recognizer confidence for a segmented group or chain that continues a line
+    the other passes already accepted (same direction, over its centre, reaching a line
+    thickness beyond it): the recognizer read part of that line from the image itself, so the
+    segmenter's drawing of the rest needs less. At ``segment_min_confidence`` or above: off."""
     rings: bool = True
     """With the segmenter on: look in the image itself, just before the start of each accepted
     line, for the "©" that starts most watermarks (a ring with a "c" inside,
@@ -355,6 +366,7 @@ class TextDetectorConfig:
             "segment_low_threshold",
             "segment_min_score",
             "segment_min_confidence",
+            "segment_confirmed_confidence",
         ):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
@@ -430,7 +442,7 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-5"
+    version: str = "text-ppocr4-6"
     """Goes into result events (``-2``: with the segmenter pass; ``-4``: ink limited to the
     segmenter's reach)."""
 
@@ -674,6 +686,7 @@ class TextDetector:
         accepted: list[_Region] = []
         # Each threshold's glyphs (connected regions), labelled once for every step below.
         glyphs_at: list[_Glyphs] = []
+        known = [_scale(line, scale, scale) for line in lines]
         # At a stricter threshold, letters that touch background edges at the first one come
         # apart from them; each threshold's groups and lines are judged on their own.
         for threshold in (cfg.segment_threshold, *cfg.segment_strict_thresholds):
@@ -689,14 +702,13 @@ class TextDetector:
             scores = np.bincount(labels[inside], weights=prob[inside], minlength=count)
             keep = (areas >= cfg.segment_min_area) & (scores >= cfg.segment_min_score * areas)
             keep[0] = False
-            kept, grouped = self._verify(paper, labels, stats, keep, inside)
+            kept, grouped = self._verify(paper, labels, stats, keep, inside, known)
             chosen[kept] = 255
             glyphs = _glyphs(binary)
             glyphs_at.append(glyphs)
-            lined, chained = self._lines(paper, glyphs)
+            lined, chained = self._lines(paper, glyphs, known)
             chosen |= lined
             accepted += grouped + chained
-        known = [_scale(line, scale, scale) for line in lines]
         extended: list[_Region] = []
         for glyphs in glyphs_at:
             continued, extended = self._continued(prob, glyphs, chosen, accepted)
@@ -757,6 +769,7 @@ class TextDetector:
         stats: npt.NDArray[np.int32],
         keep: npt.NDArray[np.bool_],
         glyphs: npt.NDArray[np.bool_],
+        known: Sequence[_Region] = (),
     ) -> tuple[npt.NDArray[np.bool_], list[_Region]]:
         """The ``glyphs`` pixels of the groups (``keep``) whose *shape* reads as text, and the
         upright boxes of their lines.
@@ -766,7 +779,8 @@ class TextDetector:
         recognizer: a faint watermark's contrast does not matter here, only the letter shapes
         the segmenter drew. A group read as a
         single confident glyph (the "©" a space away from "shop") is kept when it lies within
-        a line height of a group read as text.
+        a line height of a group read as text. A group along one of the ``known`` lines
+        (accepted by the other passes) needs only ``segment_confirmed_confidence``.
         """
         cfg = self.config
         groups = np.flatnonzero(keep)
@@ -777,22 +791,33 @@ class TextDetector:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
             ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
             regions.append(_points_region(xs + x, ys + y)[0])
-        readings = self._read(
-            [_rec_crop(paper, region) for region in regions],
-            cfg.segment_min_confidence,
-            cfg.min_chars,
+        readings, confirmed = self._confirmed(
+            paper,
+            regions,
+            self._read(
+                [_rec_crop(paper, region) for region in regions],
+                cfg.segment_min_confidence,
+                cfg.min_chars,
+            ),
+            known,
         )
         kept = np.zeros(labels.shape, np.bool_)
         near = np.zeros(labels.shape, np.uint8)
         accepted = []
-        for k, region, reading in zip(groups, regions, readings, strict=True):
+        for index, (k, region, reading) in enumerate(zip(groups, regions, readings, strict=True)):
             if reading is _Reading.TEXT:
                 x, y, bw, bh = (int(v) for v in stats[k, :4])
                 window = (labels[y : y + bh, x : x + bw] == k) & glyphs[y : y + bh, x : x + bw]
                 line = _on_line(window, region.along)
+                if index in confirmed:
+                    line = _glyph_sized(line, _CONFIRMED_SIZE)
                 kept[y : y + bh, x : x + bw] |= line
                 ys, xs = np.nonzero(line)
                 line_region = _points_region(xs + x, ys + y)[0] if len(xs) else region
+                if index in confirmed:
+                    # Its glyphs on the line count; the line itself is the other passes'
+                    # (not followed further, no weaker strokes taken in its box).
+                    continue
                 accepted.append(line_region)
                 reach = round(line_region.thickness)
                 cv2.fillPoly(near, [np.round(line_region.corners(reach)).astype(np.int32)], 1)
@@ -801,7 +826,9 @@ class TextDetector:
                 kept |= (labels == k) & glyphs
         return kept, accepted
 
-    def _lines(self, paper: Image, glyphs: _Glyphs) -> tuple[Mask, list[_Region]]:
+    def _lines(
+        self, paper: Image, glyphs: _Glyphs, known: Sequence[_Region] = ()
+    ) -> tuple[Mask, list[_Region]]:
         """Segmented glyphs that line up as text, read by the recognizer (255 = kept), and
         the upright boxes of the lines read as text.
 
@@ -809,7 +836,8 @@ class TextDetector:
         sizes are within 2.5x of each other and their centres within 1.3 glyph sizes: the
         letters of one line chain up, while a long background edge that the segmenter
         partly marked is much larger than the letters beside it and stays out. Each chain
-        of two or more is cut out upright from ``paper`` and read like in :meth:`_verify`.
+        of two or more is cut out upright from ``paper`` and read like in :meth:`_verify`
+        (along one of the ``known`` lines, at ``segment_confirmed_confidence``).
         """
         cfg = self.config
         labels, stats, centres = glyphs.labels, glyphs.stats, glyphs.centres
@@ -845,17 +873,57 @@ class TextDetector:
             regions.append(region)
         if not chains_list:
             return out, []
-        readings = self._read(
-            [_rec_crop(paper, region) for region in regions],
-            cfg.segment_min_confidence,
-            cfg.min_chars,
+        readings, confirmed = self._confirmed(
+            paper,
+            regions,
+            self._read(
+                [_rec_crop(paper, region) for region in regions],
+                cfg.segment_min_confidence,
+                cfg.min_chars,
+            ),
+            known,
         )
         accepted = []
-        for member, region, reading in zip(members, regions, readings, strict=True):
+        for index, (member, region, reading) in enumerate(
+            zip(members, regions, readings, strict=True)
+        ):
             if reading is _Reading.TEXT:
                 out[member] = 255
-                accepted.append(region)
+                if index not in confirmed:
+                    accepted.append(region)
         return out, accepted
+
+    def _confirmed(
+        self,
+        paper: Image,
+        regions: list[_Region],
+        readings: list[_Reading],
+        known: Sequence[_Region],
+    ) -> tuple[list[_Reading], set[int]]:
+        """``readings`` of the segmented ``regions``, where those read as doubtful text that
+        continue a ``known`` line (:func:`_continues`) are read again at
+        ``segment_confirmed_confidence``; and the indices that this made text."""
+        cfg = self.config
+        if cfg.segment_confirmed_confidence >= cfg.segment_min_confidence:
+            return readings, set()
+        again = [
+            i
+            for i, (region, reading) in enumerate(zip(regions, readings, strict=True))
+            if reading is _Reading.DOUBTFUL and any(_continues(region, line) for line in known)
+        ]
+        if not again:
+            return readings, set()
+        second = self._read(
+            [_rec_crop(paper, regions[i]) for i in again],
+            cfg.segment_confirmed_confidence,
+            cfg.min_chars,
+        )
+        out = list(readings)
+        for i, reading in zip(again, second, strict=True):
+            out[i] = reading
+        return out, {
+            i for i, reading in zip(again, second, strict=True) if reading is _Reading.TEXT
+        }
 
     def _continued(
         self,
@@ -1431,6 +1499,34 @@ def _glyph_line(region: _Region) -> _Region:
     height thick, and as much longer."""
     glyph = region.thickness / 2
     return _Region(region.centre, region.along, max(glyph, region.length - glyph), glyph, 0.0)
+
+
+def _glyph_sized(mask: npt.NDArray[np.bool_], factor: float) -> npt.NDArray[np.bool_]:
+    """The connected parts of ``mask`` no larger (max of width and height) than ``factor``
+    times their area-weighted median size (the size of the parts that hold most of the
+    ink); all of it when it has fewer than two parts."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+    if count <= 2:
+        return mask
+    sizes = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    typical = _weighted_median(sizes.astype(np.float64), areas)
+    small = np.concatenate([[False], sizes <= factor * typical])
+    return small[labels] & mask
+
+
+def _continues(region: _Region, line: _Region) -> bool:
+    """Whether segmented ``region`` continues ``line``: within ``_ALONG_ANGLE`` of its
+    direction, with ``line``'s centre inside ``region``'s box, and reaching at least a line
+    thickness (``region``'s) beyond it: a group no longer than the line adds nothing to it but
+    what touched it."""
+    cos = abs(float(np.dot(region.along, line.along)))
+    if cos < math.cos(_ALONG_ANGLE) or line.length + region.thickness > region.length:
+        return False
+    offset = np.subtract(line.centre, region.centre)
+    along = abs(float(offset @ np.asarray(region.along)))
+    across = abs(float(offset @ np.array([-region.along[1], region.along[0]])))
+    return along <= region.length / 2 and across <= region.thickness / 2
 
 
 def _near_end(region: _Region, point: tuple[int, int], heights: float) -> bool:

@@ -47,7 +47,7 @@ def test_smoke(detector, captioned):
     assert result.found
     assert all(len(box) == 4 and all(isinstance(v, int) for v in box) for box in result.boxes)
     assert result.coverage == pytest.approx(np.count_nonzero(result.mask) / result.mask.size)
-    assert TextDetector.version == "text-ppocr4-5"
+    assert TextDetector.version == "text-ppocr4-6"
     assert detector.providers[0] == "CPUExecutionProvider"
 
 
@@ -424,3 +424,33 @@ def test_module_exports():
         "TextResult",
         "find_model_dir",
     }
+
+
+def test_a_segmented_group_continues_a_line_only_along_and_beyond_it():
+    line = text_module._Region((100.0, 50.0), (1.0, 0.0), 60.0, 20.0, 0.0)
+    group = text_module._Region((140.0, 52.0), (1.0, 0.0), 150.0, 24.0, 0.0)
+    assert text_module._continues(group, line)
+    # Turned 20 degrees, off the group's axis, or no longer than the line by a thickness.
+    turned = (math.cos(math.radians(20)), math.sin(math.radians(20)))
+    assert not text_module._continues(
+        text_module._Region((140.0, 52.0), turned, 150.0, 24.0, 0.0), line
+    )
+    assert not text_module._continues(
+        text_module._Region((140.0, 80.0), (1.0, 0.0), 150.0, 24.0, 0.0), line
+    )
+    assert not text_module._continues(
+        text_module._Region((110.0, 50.0), (1.0, 0.0), 80.0, 24.0, 0.0), line
+    )
+
+
+def test_glyph_sized_drops_letters_joined_to_an_edge():
+    mask = np.zeros((40, 200), bool)
+    for x in range(10, 170, 20):
+        mask[10:22, x : x + 8] = True  # eight letters, 12 px, most of the ink
+    mask[10:30, 175:195] = True  # a letter joined to a background edge: 20 px
+    kept = text_module._glyph_sized(mask, 1.5)
+    assert np.array_equal(kept[:, :170], mask[:, :170])
+    assert not kept[:, 170:].any()
+    one = np.zeros((40, 200), bool)
+    one[5:35, 100:190] = True
+    assert np.array_equal(text_module._glyph_sized(one, 1.5), one)  # one part: nothing to compare
