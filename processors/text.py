@@ -48,9 +48,11 @@ Per call, for a batch of images:
    within a few px of each other, and separately chains of similar-sized glyphs in a line) is
    cut out upright from the probability map drawn as ink on white and read by the same
    recognizer (at least ``min_chars`` characters at ``segment_min_confidence``), at
-   ``segment_threshold`` and again at each of ``segment_strict_thresholds``. Of a group read
-   as text, only the glyphs on its line are kept (background edges that joined it beside the
-   line are dropped). An accepted line is then followed glyph by glyph beyond its ends
+   ``segment_threshold`` and again at each of ``segment_strict_thresholds``; one that
+   continues a line the other passes read (same direction, over it, a line thickness longer)
+   needs only ``segment_confirmed_confidence``, and keeps only its glyph-sized parts. Of a
+   group read as text, only the glyphs on its line are kept (background edges that joined it
+   beside the line are dropped). An accepted line is then followed glyph by glyph beyond its ends
    (segmented regions of its glyph size, centred on it, at most a line height on), so a word
    whose letters cross busy background is continued from the part that was read. A lone
    symbol just beyond either end of any accepted line (DBNet's too) is kept when it reads as
