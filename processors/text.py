@@ -784,7 +784,6 @@ class TextDetector:
         a line height of a group read as text. A group along one of the ``known`` lines
         (accepted by the other passes) needs only ``segment_confirmed_confidence``.
         """
-        cfg = self.config
         groups = np.flatnonzero(keep)
         if len(groups) == 0:
             return np.zeros(labels.shape, np.bool_), []
@@ -793,16 +792,7 @@ class TextDetector:
             x, y, bw, bh = (int(v) for v in stats[k, :4])
             ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
             regions.append(_points_region(xs + x, ys + y)[0])
-        readings, confirmed = self._confirmed(
-            paper,
-            regions,
-            self._read(
-                [_rec_crop(paper, region) for region in regions],
-                cfg.segment_min_confidence,
-                cfg.min_chars,
-            ),
-            known,
-        )
+        readings, confirmed = self._read_segmented(paper, regions, known)
         kept = np.zeros(labels.shape, np.bool_)
         near = np.zeros(labels.shape, np.uint8)
         accepted = []
@@ -841,7 +831,6 @@ class TextDetector:
         of two or more is cut out upright from ``paper`` and read like in :meth:`_verify`
         (along one of the ``known`` lines, at ``segment_confirmed_confidence``).
         """
-        cfg = self.config
         labels, stats, centres = glyphs.labels, glyphs.stats, glyphs.centres
         out = np.zeros(labels.shape, np.uint8)
         ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= _MIN_GLYPH_AREA)
@@ -875,16 +864,7 @@ class TextDetector:
             regions.append(region)
         if not chains_list:
             return out, []
-        readings, confirmed = self._confirmed(
-            paper,
-            regions,
-            self._read(
-                [_rec_crop(paper, region) for region in regions],
-                cfg.segment_min_confidence,
-                cfg.min_chars,
-            ),
-            known,
-        )
+        readings, confirmed = self._read_segmented(paper, regions, known)
         accepted = []
         for index, (member, region, reading) in enumerate(
             zip(members, regions, readings, strict=True)
@@ -895,17 +875,19 @@ class TextDetector:
                     accepted.append(region)
         return out, accepted
 
-    def _confirmed(
-        self,
-        paper: Image,
-        regions: list[_Region],
-        readings: list[_Reading],
-        known: Sequence[_Region],
+    def _read_segmented(
+        self, paper: Image, regions: list[_Region], known: Sequence[_Region]
     ) -> tuple[list[_Reading], set[int]]:
-        """``readings`` of the segmented ``regions``, where those read as doubtful text that
-        continue a ``known`` line (:func:`_continues`) are read again at
-        ``segment_confirmed_confidence``; and the indices that this made text."""
+        """What the recognizer makes of the segmented ``regions`` cut out of ``paper`` (at
+        ``segment_min_confidence``; those read as doubtful text that continue a ``known``
+        line, :func:`_continues`, again at ``segment_confirmed_confidence``), and the indices
+        that the second reading made text."""
         cfg = self.config
+        readings = self._read(
+            [_rec_crop(paper, region) for region in regions],
+            cfg.segment_min_confidence,
+            cfg.min_chars,
+        )
         if cfg.segment_confirmed_confidence >= cfg.segment_min_confidence:
             return readings, set()
         again = [
@@ -1514,7 +1496,7 @@ def _glyph_sized(mask: npt.NDArray[np.bool_], factor: float) -> npt.NDArray[np.b
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     typical = _weighted_median(sizes.astype(np.float64), areas)
     small = np.concatenate([[False], sizes <= factor * typical])
-    return small[labels] & mask
+    return np.asarray(small[labels] & mask, dtype=np.bool_)
 
 
 def _continues(region: _Region, line: _Region) -> bool:
