@@ -781,7 +781,7 @@ class TextDetector:
         recognizer: a faint watermark's contrast does not matter here, only the letter shapes
         the segmenter drew. A group read as a
         single confident glyph (the "©" a space away from "shop") is kept when it lies within
-        a line height of a group read as text. A group along one of the ``known`` lines
+        a line height of a group read as text. A group that continues one of the ``known`` lines
         (accepted by the other passes) needs only ``segment_confirmed_confidence``.
         """
         groups = np.flatnonzero(keep)
@@ -804,12 +804,12 @@ class TextDetector:
                 if index in confirmed:
                     line = _glyph_sized(line, _CONFIRMED_SIZE)
                 kept[y : y + bh, x : x + bw] |= line
-                ys, xs = np.nonzero(line)
-                line_region = _points_region(xs + x, ys + y)[0] if len(xs) else region
                 if index in confirmed:
                     # Its glyphs on the line count; the line itself is the other passes'
                     # (not followed further, no weaker strokes taken in its box).
                     continue
+                ys, xs = np.nonzero(line)
+                line_region = _points_region(xs + x, ys + y)[0] if len(xs) else region
                 accepted.append(line_region)
                 reach = round(line_region.thickness)
                 cv2.fillPoly(near, [np.round(line_region.corners(reach)).astype(np.int32)], 1)
@@ -1429,11 +1429,9 @@ def _on_line(glyphs: npt.NDArray[np.bool_], along: tuple[float, float]) -> npt.N
     )
     if count <= 2:
         return glyphs
-    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    sizes = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    _, areas, size = _part_sizes(stats)
     offsets = centres[1:] @ np.array([-along[1], along[0]])
     centre = _weighted_median(offsets, areas)
-    size = _weighted_median(sizes.astype(np.float64), areas)
     on = np.concatenate([[False], np.abs(offsets - centre) <= _ON_LINE * size])
     return np.asarray(on[found], np.bool_)
 
@@ -1453,10 +1451,8 @@ def _joined_or_centred(
     keep = np.zeros(count, np.bool_)
     keep[np.unique(labels[weak & strong])] = True
     for line in lines:
-        along = np.asarray(line.along)
-        offsets = centres - np.asarray(line.centre)
-        across = np.abs(offsets @ np.array([-along[1], along[0]]))
-        keep |= (across <= _CENTRED * line.thickness) & (np.abs(offsets @ along) <= line.length / 2)
+        along, across = _axis_offsets(line, centres)
+        keep |= (np.abs(across) <= _CENTRED * line.thickness) & (np.abs(along) <= line.length / 2)
     keep[0] = False
     return np.asarray(keep[labels], np.bool_)
 
@@ -1485,6 +1481,17 @@ def _glyph_line(region: _Region) -> _Region:
     return _Region(region.centre, region.along, max(glyph, region.length - glyph), glyph, 0.0)
 
 
+def _part_sizes(
+    stats: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float]:
+    """Of the connected parts in ``stats`` (OpenCV's, background first): each part's size (max
+    of width and height), its area, and their area-weighted median size."""
+    parts = np.asarray(stats, np.int64)[1:]
+    sizes = np.maximum(parts[:, cv2.CC_STAT_WIDTH], parts[:, cv2.CC_STAT_HEIGHT])
+    areas = parts[:, cv2.CC_STAT_AREA].astype(np.float64)
+    return sizes, areas, _weighted_median(sizes.astype(np.float64), areas)
+
+
 def _glyph_sized(mask: npt.NDArray[np.bool_], factor: float) -> npt.NDArray[np.bool_]:
     """The connected parts of ``mask`` no larger (max of width and height) than ``factor``
     times their area-weighted median size (the size of the parts that hold most of the
@@ -1492,9 +1499,7 @@ def _glyph_sized(mask: npt.NDArray[np.bool_], factor: float) -> npt.NDArray[np.b
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
     if count <= 2:
         return mask
-    sizes = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
-    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    typical = _weighted_median(sizes.astype(np.float64), areas)
+    sizes, _, typical = _part_sizes(stats)
     small = np.concatenate([[False], sizes <= factor * typical])
     return np.asarray(small[labels] & mask, dtype=np.bool_)
 
@@ -1507,17 +1512,21 @@ def _continues(region: _Region, line: _Region) -> bool:
     cos = abs(float(np.dot(region.along, line.along)))
     if cos < math.cos(_ALONG_ANGLE) or line.length + region.thickness > region.length:
         return False
-    offset = np.subtract(line.centre, region.centre)
-    along = abs(float(offset @ np.asarray(region.along)))
-    across = abs(float(offset @ np.array([-region.along[1], region.along[0]])))
+    along, across = (abs(float(v)) for v in _axis_offsets(region, line.centre))
     return along <= region.length / 2 and across <= region.thickness / 2
+
+
+def _axis_offsets(region: _Region, points: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Signed offsets of ``points`` (x, y; one or many) from ``region``'s centre, along its
+    direction and across it."""
+    along = np.asarray(region.along)
+    offsets = np.subtract(points, region.centre)
+    return offsets @ along, offsets @ np.array([-along[1], along[0]])
 
 
 def _near_end(region: _Region, point: tuple[int, int], heights: float) -> bool:
     """Whether ``point`` lies beyond an end of ``region``, within ``heights`` line heights."""
-    offset = np.subtract(point, region.centre)
-    along = abs(float(offset @ np.asarray(region.along)))
-    across = abs(float(offset @ np.array([-region.along[1], region.along[0]])))
+    along, across = (abs(float(v)) for v in _axis_offsets(region, point))
     half = region.length / 2
     return half <= along <= half + heights * region.thickness and across <= region.thickness / 2
 

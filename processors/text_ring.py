@@ -113,15 +113,18 @@ class _Template:
         self.outer = (self.d > radius + half + 1) & (self.d <= radius + 1.5 * stroke + 2)
         gap = max(1.0, GAP * radius)
         self.gap = (self.d < radius - half - 0.5) & (self.d >= radius - half - 0.5 - gap)
-        around = self.outer | self.gap
-        self.kernel = (self.ring / self.ring.sum() - around / around.sum()).astype(np.float32)
+        self.around = self.outer | self.gap
+        """The stroke's bands on both sides."""
+        self.kernel = (self.ring / self.ring.sum() - self.around / self.around.sum()).astype(
+            np.float32
+        )
         angle = np.arctan2(yy, xx)
         self.sectors = [
             (angle >= -math.pi + s * math.pi / 4) & (angle < -math.pi + (s + 1) * math.pi / 4)
             for s in range(8)
         ]
         self.usable = bool(self.gap.any()) and all(
-            (self.ring & s).any() and (around & s).any() for s in self.sectors
+            (self.ring & s).any() and (self.around & s).any() for s in self.sectors
         )
         """Whether every sector has stroke and band pixels (not so for the smallest radii)."""
 
@@ -188,9 +191,11 @@ def _judge(
     sign, size = math.copysign(1.0, contrast), abs(contrast)
     if size < MIN_CONTRAST or not t.usable:
         return None
-    around = t.outer | t.gap
     for sector in t.sectors:
-        if sign * (window[t.ring & sector].mean() - window[around & sector].mean()) < SECTOR * size:
+        if (
+            sign * (window[t.ring & sector].mean() - window[t.around & sector].mean())
+            < SECTOR * size
+        ):
             return None
     stroke = window[t.ring].mean()
     for band in (t.outer, t.gap):
