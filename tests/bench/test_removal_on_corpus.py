@@ -5,6 +5,7 @@ are the benchmark's own."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from corpus import build_corpus
 
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask, edit_region
