@@ -138,8 +138,7 @@ _INK_MIN_SPREAD = 30.0
 pixel: nearer, the blend's coverage cannot be read."""
 
 
-_Part = tuple[tuple[slice, slice], npt.NDArray[np.bool_], FloatArray]
-"""A part filled again: its box, its pixels in the box, its ink colour."""
+_Part = tuple[tuple[slice, slice], npt.NDArray[np.bool_]]
 """A part of a region: its box in the image, and its pixels within the box."""
 
 
@@ -246,14 +245,6 @@ class UnblendConfig:
     ink_max_texture: float = 2.0
     """Most :func:`processors.quality.texture_ratio` of a part after the ink step (a part
     filled again is judged after its refill); above it the part keeps the fill."""
-    ink_max_returned: float = 0.02
-    """Most share of a part's pixels that may hold its strongly changed pixels' commonest
-    colour (:func:`estimate_ink`, within ``_INK_NEAR`` levels) after un-blending or the ink
-    step's refill, beyond the first fill's share; above it the part keeps the fill: the step
-    put the text back. Opaque orange digits on tan fur, on a mask drawn 3 px round them (the
-    seed-0 quality corpus's chelsea timestamp with ``shadow_reach`` 0), passed the overlay
-    gate as a grey overlay at opacity 0.16 and were "recovered" as they were: 24 % of their
-    parts kept the ink's colour, the fill 0 %."""
     ink_max_unexplained: float = 0.25
     """Most share of a part's pixels that no blend of its ink with a nearby background explains
     (within the tolerance) for the part to be read as single-colour ink. An outlined caption
@@ -295,7 +286,6 @@ class UnblendConfig:
             ("ink_reach", self.ink_reach >= 1, ">= 1"),
             ("ink_second_share", 0.0 < self.ink_second_share <= 1.0, "in (0, 1]"),
             ("ink_max_texture", self.ink_max_texture > 0, "> 0"),
-            ("ink_max_returned", 0.0 <= self.ink_max_returned <= 1.0, "in [0, 1]"),
             ("ink_solve_factor", self.ink_solve_factor >= 1, ">= 1"),
             ("ink_floor", self.ink_floor >= 0, ">= 0"),
             ("ink_gain", self.ink_gain >= 0, ">= 0"),
@@ -357,22 +347,10 @@ class Unblender:
         # The texture check of the parts meant for the refill (one solved throughout had
         # nothing to fill again), on what they finally hold.
         for out, fill, (_, _, refilled_parts) in zip(outs, fills, done, strict=True):
-            for box, inside, colour in refilled_parts:
-                result = out[box].astype(np.float64)
-                if _busyness(result, inside) > self.config.ink_max_texture or self._returned(
-                    result, fill[box].astype(np.float64), inside, colour
-                ):
+            for box, inside in refilled_parts:
+                if _busyness(out[box].astype(np.float64), inside) > self.config.ink_max_texture:
                     out[box][inside] = fill[box][inside]
         return outs
-
-    def _returned(
-        self, result: FloatArray, fill: FloatArray, inside: npt.NDArray[np.bool_],
-        colour: FloatArray,
-    ) -> bool:
-        """Whether ``result`` holds the opaque ink ``colour`` in more of ``inside`` than the
-        first ``fill`` does, by over ``ink_max_returned``: the step put the text back."""
-        returned = _ink_share(result, inside, colour) - _ink_share(fill, inside, colour)
-        return returned > self.config.ink_max_returned
 
     def _one(
         self, image: Image, region: Mask, fill: Image
@@ -421,11 +399,7 @@ class Unblender:
             inside = part[box]
             recovered = _recover(observed[box], filled[box], inside, chosen, cfg.iterations)
             limit = cfg.search_max_texture if chosen.searched else cfg.max_texture
-            ink = estimate_ink(observed, filled, part)
-            kept = ink is not None and self._returned(
-                recovered, filled[box], inside, np.asarray(ink.colour)
-            )
-            if _busyness(recovered, inside) <= limit and not kept:
+            if _busyness(recovered, inside) <= limit:
                 out[box][inside] = recovered[inside]
                 unblended |= part
         holes = np.zeros(mask.shape, dtype=bool)
@@ -482,7 +456,7 @@ class Unblender:
             out[box] = candidate
             if again:
                 holes[box] |= inside & ~solved
-                refilled.append((box, inside, np.asarray(ink.colour)))
+                refilled.append((box, inside))
         return holes, refilled
 
     def _overlay(
@@ -658,12 +632,6 @@ def _recover(
         median = cv2.medianBlur(rounded, _MEDIAN).astype(np.float64)
         estimate = np.where(inside[..., None], median, crop)
     return recovered
-
-
-def _ink_share(crop: FloatArray, inside: npt.NDArray[np.bool_], colour: FloatArray) -> float:
-    """Share of ``inside``'s pixels of ``crop`` within ``_INK_NEAR`` levels of ``colour``."""
-    offset = crop[inside] - colour
-    return float(np.mean(np.sqrt((offset * offset).sum(axis=1)) < _INK_NEAR))
 
 
 def _busyness(crop: FloatArray, inside: npt.NDArray[np.bool_]) -> float:

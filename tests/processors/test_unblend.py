@@ -221,33 +221,6 @@ def test_a_refilled_part_is_texture_checked_after_its_refill(photo, overlay, fil
     assert psnr(scene.clean, again, region) > psnr(scene.clean, noisy, region) + 1.0
 
 
-def test_a_refill_that_puts_the_ink_back_leaves_the_first_fill(photo, overlay, fill):
-    """A refill that paints the strokes in the ink's own colour (what patch synthesis can do
-    when the mask leaves the ink's fringe outside it) brings the text back: the part keeps the
-    first fill."""
-    scene = overlay.timestamp(photo("coffee")[:256, :384].copy())
-    region, filled = _filled(fill, scene)
-    ink = estimate_ink(scene.image.astype(np.float64), filled.astype(np.float64), region > 0)
-    assert ink is not None
-    colour = np.rint(ink.colour).astype(np.uint8)
-
-    def ink_refill(images, masks):
-        return [np.where(m[..., None] > 0, colour, i) for i, m in zip(images, masks, strict=True)]
-
-    # The texture check is switched off: this check alone must catch it.
-    blind = UnblendConfig(ink_max_texture=1e9)
-    (out,) = Unblender(blind, refill=ink_refill)([scene.image], [region], [filled])
-    (lenient,) = Unblender(
-        UnblendConfig(ink_max_texture=1e9, ink_max_returned=1.0), refill=ink_refill
-    )([scene.image], [region], [filled])
-    near = np.sqrt(((out.astype(float) - colour) ** 2).sum(axis=2)) < 12
-    assert not near[region > 0].any()
-    assert np.array_equal(out[region > 0], filled[region > 0])
-    # Without the check the ink comes back (the refill's cores are the ink's colour).
-    near = np.sqrt(((lenient.astype(float) - colour) ** 2).sum(axis=2)) < 12
-    assert near[region > 0].mean() > 0.05
-
-
 @pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea"])
 def test_an_outlined_caption_is_not_read_as_ink(photo, overlay, fill, name):
     """Its outline and shadow are pixels no blend of one ink with the background explains:
@@ -322,8 +295,7 @@ def test_bad_input(unblender, coffee_mark):
      {"ink_gain": -1}, {"ink_max_unexplained": 1.5}, {"ink_second_share": 0},
      {"ink_solve_factor": 0.5}, {"ink_max_texture": 0}, {"search_line_distance": 0},
      {"search_min_peak": 1.5}, {"search_max_texture": 0},
-     {"refill_min_solved": 1.5}, {"refill_min_solved": -0.1}, {"ink_max_returned": -0.1},
-     {"ink_max_returned": 1.5}],
+     {"refill_min_solved": 1.5}, {"refill_min_solved": -0.1}],
 )
 def test_bad_config(knobs):
     with pytest.raises(ValueError, match="UnblendConfig"):
