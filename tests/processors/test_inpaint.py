@@ -86,7 +86,7 @@ def test_smoke(inpainter, small):
     assert out.dtype == np.uint8
     assert out.flags.c_contiguous
     assert not np.array_equal(out, small.image)
-    assert inpainter.version == "inpaint-patch-1"
+    assert inpainter.version == "inpaint-patch-2"
     assert Inpainter(InpaintConfig(method="telea")).version == "inpaint-telea-1"
     assert Inpainter(InpaintConfig(method="ns")).version == "inpaint-ns-1"
 
@@ -126,6 +126,8 @@ def test_bad_input(inpainter, captioned):
         {"texture": 1.5},
         {"margin": 2},
         {"pad_multiple": 0},
+        {"thin": -1},
+        {"thin_texture": -1},
         {"device": "gpu please"},
         {"method": "torchscript"},
         {"method": "patch", "model": Path("model.pt")},
@@ -393,6 +395,45 @@ def test_patch_beats_opencv_on_an_object_mask(blob_on_photo):
     assert scores["patch"][0] > scores["ns"][0] + PHOTO_PSNR_MARGIN
     assert scores["patch"][0] > scores["telea"][0] + PHOTO_PSNR_MARGIN
     assert scores["patch"][1] > scores["telea"][1]
+
+
+def test_thin_holes_on_photos_take_the_frequency_selective_fill(photo, overlay):
+    # Stroke-wide holes on textured photos (timestamps, a watermark, masks grown 1 px): on
+    # average OpenCV's FSR carries texture and edges across them with less error than the
+    # patch synthesis alone (measured: +0.17 dB, +0.0001 SSIM; one scene of four worse).
+    names = ("coffee", "rocket", "chelsea")
+    scenes = [overlay.timestamp(photo(name)[:256, :384].copy()) for name in names]
+    scenes.append(overlay.watermark(photo("astronaut")[:256, :384].copy(), size=40))
+    plain = InpaintConfig(dilate=0, thin=0)
+    scores: dict[str, list[tuple[float, float]]] = {"thin": [], "plain": []}
+    for scene in scenes:
+        mask = dilate_mask(scene.touched, 1)
+        region = dilate_mask(scene.touched, DEFAULT_DILATE)
+        for name, config in (("thin", InpaintConfig(dilate=0)), ("plain", plain)):
+            (out,) = Inpainter(config)([scene.image], [mask])
+            scores[name].append((psnr(scene.clean, out, region), ssim(scene.clean, out)))
+            assert np.array_equal(out[mask == 0], scene.image[mask == 0])
+    thin, plain_ = np.mean(scores["thin"], axis=0), np.mean(scores["plain"], axis=0)
+    assert thin[1] > plain_[1]
+    assert thin[0] > plain_[0]
+    assert Inpainter().version == "inpaint-patch-2"
+    assert Inpainter(plain).version == "inpaint-patch-1"
+
+
+def test_smooth_backgrounds_and_wide_holes_keep_the_patch_fill(text_on_smooth, blob_on_photo):
+    # No texture around the strokes (a gradient render), or a hole wider than ``thin`` (an
+    # object): the frequency-selective fill is not used, the result is the plain one.
+    plain = Inpainter(InpaintConfig(thin=0))
+    for image, mask in ((text_on_smooth.image, text_on_smooth.touched), blob_on_photo[1:]):
+        assert np.array_equal(Inpainter()([image], [mask])[0], plain([image], [mask])[0])
+
+
+def test_thin_fill_without_opencv_contrib_is_a_clear_error(monkeypatch):
+    monkeypatch.delattr(cv2, "xphoto")
+    with pytest.raises(ValueError, match="opencv-contrib-python-headless"):
+        InpaintConfig()
+    InpaintConfig(thin=0)  # the patch synthesis alone needs no contrib module
+    InpaintConfig(method="telea")
 
 
 PHOTO_PSNR_MARGIN = 0.3
