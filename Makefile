@@ -15,6 +15,9 @@ SAMPLES ?= 30
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# Both OpenCV wheels install the same cv2 package: an older venv's opencv-python-headless
+	@# goes before the contrib build that replaces it is put in (a no-op on a fresh venv).
+	$(BIN)/python -m pip uninstall --quiet -y opencv-python-headless opencv-contrib-python-headless
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
@@ -22,6 +25,8 @@ $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 $(BENCH_STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip uninstall --quiet -y opencv-python-headless \
+		opencv-contrib-python-headless
 	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(BENCH_STAMP)
