@@ -10,7 +10,11 @@ Methods (``InpaintConfig.method``):
   leading principal components) with similarity-weighted voting; the matched sources' detail
   (what a blur does not explain) is added onto the smooth fill with gain ``texture``. The work
   is bounded to a crop around the mask's bounding box, the smooth solver touches only the
-  hole's pixels, and the pyramid is only as deep as the hole is thick.
+  hole's pixels, and the pyramid is only as deep as the hole is thick. Thin holes on a
+  textured background (``InpaintConfig.thin``, ``thin_texture``) are filled instead by
+  OpenCV's frequency-selective reconstruction (``cv2.xphoto.inpaint``, ``INPAINT_FSR_FAST``,
+  from ``opencv-contrib-python-headless``; on the CPU), which carries a photo's texture and
+  edges across a stroke-wide gap with less error (docs/models.md, "Inpainting: patch").
 - ``telea`` / ``ns``: OpenCV's fast-marching (Telea 2004) and Navier-Stokes (Bertalmio et al.
   2001) fills, kept as baselines.
 - ``torchscript``: a user-supplied TorchScript model, LaMa-style: ``forward(image, mask)`` with
