@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     inpaint_model: Path | None = Field(
         default=None, description="TorchScript inpainting model (image, mask -> image) to deploy."
     )
+    inpaint_thin: float = Field(
+        default=6.0,
+        ge=0.0,
+        description="`patch`: holes at most this many px from edge to middle, on a textured"
+        " background, are filled by OpenCV's frequency-selective reconstruction (on the CPU,"
+        " about twice the fill's time; better on photos' strokes); 0 = patch synthesis only.",
+    )
     unblend: bool = Field(
         default=True,
         description="After text is filled, recover the pixels under semi-transparent neutral"

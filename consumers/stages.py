@@ -749,10 +749,10 @@ def text_config(settings: Settings) -> TextDetectorConfig:
 
 
 def inpaint_config(settings: Settings) -> InpaintConfig:
-    """The inpainter the settings ask for (method, user model, device)."""
+    """The inpainter the settings ask for (method, user model, device, thin-hole fill)."""
     model = settings.inpaint_model if settings.inpaint_method == "torchscript" else None
     return InpaintConfig(method=settings.inpaint_method, model=model,
-                         device=settings.torch_device())
+                         device=settings.torch_device(), thin=settings.inpaint_thin)
 
 
 def upscale_config(settings: Settings) -> UpscaleConfig:

@@ -47,6 +47,18 @@ def test_yaml_overlays_env(monkeypatch, tmp_path: Path):
     assert settings.knobs("route").max_batch == 3
 
 
+def test_inpaint_thin_reaches_the_inpainter(monkeypatch):
+    from consumers.stages import inpaint_config  # noqa: PLC0415
+
+    assert inpaint_config(load_settings()).thin == 6.0
+    monkeypatch.setenv("PIXELGATE_INPAINT_THIN", "0")
+    config = inpaint_config(load_settings())
+    assert config.thin == 0.0
+    monkeypatch.setenv("PIXELGATE_INPAINT_THIN", "-1")
+    with pytest.raises(ConfigError, match="inpaint_thin"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [("max_batchh: 3\n", "max_batchh"), ("- a\n- b\n", "mapping"), ("a: [\n", "YAML"),
