@@ -434,7 +434,7 @@ class Inpainter:
             filled = _patch_inpaint(image, grown, self.config, self.device)
             thin = _thin_holes(image, grown, self.config)
             if thin.any():
-                filled[thin] = _fsr_fill(image, grown, thin)[thin]
+                _fill_thin(filled, image, grown, thin)
             return filled
         return np.asarray(
             cv2.inpaint(image, grown, float(self.config.radius), _FLAGS[self.config.method]),
@@ -506,6 +506,8 @@ def _compose(image: Image, grown: Mask, filled: Image) -> Image:
 
 _FSR_MARGIN = 32
 """Known context, px, kept around the thin holes for the frequency-selective fill."""
+_THIN_RING = 4
+"""Px around a thin hole whose texture level says whether its background is textured."""
 
 
 def _thin_holes(image: Image, grown: Mask, config: InpaintConfig) -> npt.NDArray[np.bool_]:
@@ -516,38 +518,39 @@ def _thin_holes(image: Image, grown: Mask, config: InpaintConfig) -> npt.NDArray
     hole = (grown > 0).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(hole)
     depth = cv2.distanceTransform(hole, cv2.DIST_L2, 3)
-    box = box_around(hole > 0, 5 + _TRIM_WINDOW // 2)
-    level = np.zeros(grown.shape, np.float32)
-    level[box] = texture_level(image[box].astype(np.int16), hole[box] == 0)
-    ring_element = np.ones((9, 9), np.uint8)
+    reach = _THIN_RING + 1
+    windows = []
     for label in range(1, count):
         x, y, w, h = (int(v) for v in stats[label, :4])
-        top, left = max(0, y - 5), max(0, x - 5)
-        part = labels[top : y + h + 5, left : x + w + 5] == label
-        if float(depth[top : y + h + 5, left : x + w + 5][part].max()) > config.thin:
-            continue
-        ring = (cv2.dilate(part.astype(np.uint8), ring_element) > 0) & (
-            hole[top : y + h + 5, left : x + w + 5] == 0
-        )
-        if not ring.any():
-            continue
-        if float(np.median(level[top : y + h + 5, left : x + w + 5][ring])) < config.thin_texture:
-            continue
-        selected[top : y + h + 5, left : x + w + 5] |= part
+        window = (slice(max(0, y - reach), y + h + reach), slice(max(0, x - reach), x + w + reach))
+        part = labels[window] == label
+        if float(depth[window][part].max()) <= config.thin:
+            windows.append((window, part))
+    if not windows:
+        return selected
+    # The texture level once, over the box all the holes' rings lie in.
+    box = box_around(hole > 0, reach + _TRIM_WINDOW // 2)
+    level = np.zeros(grown.shape, np.float32)
+    level[box] = texture_level(image[box].astype(np.int16), hole[box] == 0)
+    element = np.ones((2 * _THIN_RING + 1, 2 * _THIN_RING + 1), np.uint8)
+    for window, part in windows:
+        ring = (cv2.dilate(part.astype(np.uint8), element) > 0) & (hole[window] == 0)
+        if ring.any() and float(np.median(level[window][ring])) >= config.thin_texture:
+            selected[window] |= part
     return selected
 
 
-def _fsr_fill(image: Image, grown: Mask, thin: npt.NDArray[np.bool_]) -> Image:
-    """``image`` with the holes of ``grown`` around ``thin`` filled by OpenCV's
-    frequency-selective reconstruction (on a crop reaching ``_FSR_MARGIN`` px beyond them)."""
+def _fill_thin(filled: Image, image: Image, grown: Mask, thin: npt.NDArray[np.bool_]) -> None:
+    """Put into ``filled`` (in place) the pixels of ``thin`` as OpenCV's frequency-selective
+    reconstruction fills the holes of ``grown`` in ``image``, on a crop reaching
+    ``_FSR_MARGIN`` px beyond them."""
     box = box_around(thin, _FSR_MARGIN)
     crop = np.ascontiguousarray(image[box])
     known = np.where(grown[box] > 0, np.uint8(0), np.uint8(255)).astype(np.uint8)
-    filled = np.zeros_like(crop)
-    cv2.xphoto.inpaint(crop, known, filled, cv2.xphoto.INPAINT_FSR_FAST)
-    out = image.copy()
-    out[box] = filled
-    return out
+    reconstructed = np.zeros_like(crop)
+    cv2.xphoto.inpaint(crop, known, reconstructed, cv2.xphoto.INPAINT_FSR_FAST)
+    inside = thin[box]
+    filled[box][inside] = reconstructed[inside]
 
 
 def _patch_inpaint(image: Image, grown: Mask, config: InpaintConfig, device: torch.device) -> Image:
