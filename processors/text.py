@@ -63,6 +63,11 @@ Per call, for a batch of images:
    line's box, weaker regions (above ``segment_low_threshold``) join when they touch its
    glyphs or sit on its axis. The accepted pixels, grown by ``dilation``, join the mask.
    ``segmenter=False`` turns it off.
+7. **Smooth backgrounds.** Where the mask lies on a smooth render (a flat or gradient backdrop,
+   none of a photo's grain), the overlay pixels within ``smooth_reach`` px of it that it missed
+   are added: those off the background's local colour plane by more than ``smooth_contrast``
+   levels, in groups that touch the mask (:mod:`processors.text_smooth`). They are the ends of
+   a semi-transparent watermark's strokes where its grey crosses the backdrop's brightness.
 
 The CUDA path: ``device="cuda"`` uses onnxruntime's ``CUDAExecutionProvider`` when it is
 available (it needs the ``onnxruntime-gpu`` build), and the CPU otherwise (the segmenter runs in
@@ -102,6 +107,7 @@ from scipy.spatial import cKDTree
 from processors.tensors import Image, Mask, check_image
 from processors.text_ring import Ring, find_ring
 from processors.text_seg import load_text_seg, segment
+from processors.text_smooth import complete_on_smooth
 
 __all__ = [
     "TextDetector",
@@ -292,6 +298,13 @@ class TextDetectorConfig:
     """With the segmenter on: look in the image itself, just before the start of each accepted
     line, for the "©" that starts most watermarks (a ring with a "c" inside,
     :mod:`processors.text_ring`), which the segmenter often does not draw."""
+    smooth_reach: int = 8
+    """Px around the mask in which, where the background is a smooth render (a flat or
+    gradient backdrop), the overlay pixels it missed are added: those off the background's
+    local plane by more than ``smooth_contrast`` (:mod:`processors.text_smooth`); 0 = off."""
+    smooth_contrast: float = 3.0
+    """Least difference (levels, largest channel) from the smooth background's plane of a
+    pixel that ``smooth_reach`` adds."""
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -390,6 +403,15 @@ class TextDetectorConfig:
             raise ValueError(
                 f"TextDetectorConfig: shadow_reach must be in [0, 1], got {self.shadow_reach}."
             )
+        if not 0 <= self.smooth_reach <= 64:
+            raise ValueError(
+                f"TextDetectorConfig: smooth_reach must be in [0, 64], got {self.smooth_reach}."
+            )
+        if not 0.0 < self.smooth_contrast <= 255.0:
+            raise ValueError(
+                "TextDetectorConfig: smooth_contrast must be in (0, 255], got "
+                f"{self.smooth_contrast}."
+            )
 
 
 @dataclass(frozen=True)
@@ -444,7 +466,7 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-6"
+    version: str = "text-ppocr4-7"
     """Goes into result events (``-2``: with the segmenter pass; ``-4``: ink limited to the
     segmenter's reach)."""
 
@@ -1042,7 +1064,8 @@ class TextDetector:
         limit: Mask | None = None,
     ) -> TextResult:
         """The mask of the accepted regions, each given with the probability map it was found
-        in and that map's scale to the image, joined with the segmenter's (if any)."""
+        in and that map's scale to the image, joined with the segmenter's (if any), and
+        completed on smooth backgrounds (:mod:`processors.text_smooth`)."""
         h, w = image.shape[:2]
         mask = np.zeros((h, w), np.uint8)
         boxes: list[Box] = []
@@ -1064,6 +1087,8 @@ class TextDetector:
                 if np.count_nonzero(mask[y : y + bh, x : x + bw][window]) < 0.5 * window.sum():
                     boxes.append((x, y, bw, bh))
             mask |= extra
+        cfg = self.config
+        mask = complete_on_smooth(image, mask, cfg.smooth_reach, cfg.smooth_contrast)
         return TextResult(
             mask=mask, boxes=tuple(boxes), coverage=float(np.count_nonzero(mask)) / mask.size
         )
