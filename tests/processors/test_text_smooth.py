@@ -58,7 +58,8 @@ def test_missed_pieces_on_a_gradient_are_added():
     before = mask.copy()
     out = complete_on_smooth(image, mask, REACH, CONTRAST)
     assert np.array_equal(mask, before)  # the input is not changed
-    assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 255}
+    assert out.dtype == np.uint8
+    assert set(np.unique(out)) <= {0, 255}
     assert np.all(out[mask > 0] == 255)  # it only adds
     assert np.count_nonzero(out[visible]) >= 0.9 * visible.sum()
     added = (out > 0) & (mask == 0)
