@@ -64,6 +64,11 @@ GROW = 2
 """Pixels the added groups are grown by."""
 _MIN_WEIGHT = 0.05
 """Least share of a pixel's Gaussian window that must be fitted pixels for its plane to count."""
+TILE = 512
+"""Side (px) of the tiles the fit runs in, so that memory stays bounded on large renders."""
+_HALO = FIT_PASSES * (int(4 * SIGMA) + 1) + MATCH
+"""Px around a tile that its result depends on: OpenCV's float64 Gaussian reaches 4 sigma,
+once per pass of the fit, and the inlier match reaches ``MATCH``."""
 
 
 def complete_on_smooth(image: Image, mask: Mask, reach: int, contrast: float) -> Mask:
@@ -85,18 +90,22 @@ def complete_on_smooth(image: Image, mask: Mask, reach: int, contrast: float) ->
         return mask
     # The plane fit on the box around the smooth band only, with room for the Gaussian.
     fit_box = box_around(smooth & band, margin)
-    sub = crop[fit_box].astype(np.float64)
+    sub = crop[fit_box]
     fitted = outside[fit_box] & ~_grown(masked[fit_box], 1)
-    known = fitted
-    difference = np.zeros(fitted.shape)
-    usable = np.zeros(fitted.shape, dtype=bool)
-    for _ in range(FIT_PASSES):
-        plane, weight = _plane_fit(sub, known)
-        difference = np.abs(sub - plane).max(axis=2)
-        usable = weight >= _MIN_WEIGHT
-        known = fitted & usable & (difference <= INLIER)
-    outliers = smooth[fit_box] & usable & outside[fit_box] & (difference > contrast)
-    outliers &= ~_matched(sub, known, outliers)
+    allowed = smooth[fit_box] & outside[fit_box]
+    outliers = np.zeros(fitted.shape, dtype=bool)
+    # In tiles (with a halo that every pass of the fit reads) so that memory stays bounded.
+    height, width = fitted.shape
+    for y in range(0, height, TILE):
+        for x in range(0, width, TILE):
+            rows = slice(max(0, y - _HALO), min(height, y + TILE + _HALO))
+            cols = slice(max(0, x - _HALO), min(width, x + TILE + _HALO))
+            found = _outliers(sub[rows, cols], fitted[rows, cols], allowed[rows, cols], contrast)
+            core = (
+                slice(y - rows.start, y - rows.start + TILE),
+                slice(x - cols.start, x - cols.start + TILE),
+            )
+            outliers[y : y + TILE, x : x + TILE] = found[core]
     added = _touching_within(outliers, masked[fit_box], distance[fit_box] <= reach)
     if not added.any():
         return mask
@@ -104,6 +113,25 @@ def complete_on_smooth(image: Image, mask: Mask, reach: int, contrast: float) ->
     window = out[box][fit_box]
     window[_grown(added, GROW) & ~masked[fit_box]] = 255
     return out
+
+
+def _outliers(
+    crop: Image, fitted: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_], contrast: float
+) -> npt.NDArray[np.bool_]:
+    """The ``allowed`` pixels more than ``contrast`` levels off the robust plane fitted to the
+    ``fitted`` pixels, less those an inlier nearby matches (steps 2 and 3)."""
+    values = crop.astype(np.float64)
+    known = fitted
+    difference = np.zeros(fitted.shape)
+    usable = np.zeros(fitted.shape, dtype=bool)
+    for _ in range(FIT_PASSES):
+        plane, weight = _plane_fit(values, known)
+        difference = np.abs(values - plane).max(axis=2)
+        usable = weight >= _MIN_WEIGHT
+        known = fitted & usable & (difference <= INLIER)
+    outliers = allowed & usable & (difference > contrast)
+    outliers &= ~_matched(values, known, outliers)
+    return outliers
 
 
 def _smooth_parts(

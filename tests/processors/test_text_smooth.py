@@ -108,5 +108,14 @@ def test_non_contiguous_input(view):
     assert np.count_nonzero(out) > np.count_nonzero(mask)
 
 
+def test_tiles_give_the_whole_result(monkeypatch):
+    image, truth = _watermark(_backdrop())
+    mask, _ = _missing(truth)
+    whole = complete_on_smooth(image, mask, REACH, CONTRAST)
+    monkeypatch.setattr(text_smooth, "TILE", 40)  # 6 x 3 tiles over the fit's box
+    assert np.array_equal(complete_on_smooth(image, mask, REACH, CONTRAST), whole)
+    assert np.count_nonzero(whole) > np.count_nonzero(mask)
+
+
 def test_module_exports():
     assert text_smooth.__all__ == ["complete_on_smooth"]
