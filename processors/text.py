@@ -76,15 +76,16 @@ torch on CUDA when torch sees a GPU);
 deterministic and does not depend on the rest of the batch.
 
 Measured on the seeded quality corpus (``bench/corpus.py``, seed 0: 50 text cases on 6 photos
-and 4 renders, 20 clean images), CPU, with the segmenter pass: glyph-pixel recall (of every
-pixel the overlay changed) 0.93 mean (0.87 without the segmenter); by kind caption 0.97,
-timestamp 1.00, promo 0.95, watermark 0.84 (0.59 without), two overlays 0.88. False-positive
-area (mask outside the truth dilated by 8 px) 0.20 % of the image on average (0.07 % without);
-1 of 20 clean images gets a mask (grace_hopper, whose name badge is real text). Known misses:
-faint watermarks over busy photos whose segmented glyphs merge with background edges (the
-group's shape then does not read as text). Cost on 2 shared CPU cores: about 0.8 s per input
-megapixel without the segmenter and 2.2-3.4 s with it (the segmenter runs at full resolution up
-to ``segment_size``).
+and 4 renders, 20 clean images), CPU, ``text-ppocr4-7``: glyph-pixel recall (of every pixel
+the overlay changed) 0.955 mean (0.87 without the segmenter, third session); by kind caption
+0.97, timestamp 1.00, promo 1.00, watermark 0.89, two overlays 0.91. False-positive area (mask
+outside the truth dilated by 8 px) 0.18 % of the image on average; 1 of 20 clean images gets a
+mask (grace_hopper, whose name badge is real text). Seeds 1 and 2: recall 0.951 and 0.964,
+false-positive area 0.15 and 0.20 % (docs/models.md). Known misses: faint watermarks over busy
+photos whose segmented glyphs merge with background edges (the group's shape then does not
+read as text). Cost on 2 shared CPU cores: about 0.8 s per input megapixel without the
+segmenter and about 3 s with it (the segmenter runs at full resolution up to
+``segment_size``).
 """
 
 from __future__ import annotations
