@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from processors.inpaint import box_around, texture_level
+from processors.inpaint import box_around, dilate_mask, texture_level
 from processors.tensors import Image, Mask
 
 __all__ = ["complete_on_smooth"]
@@ -91,7 +91,8 @@ def complete_on_smooth(image: Image, mask: Mask, reach: int, contrast: float) ->
     # The plane fit on the box around the smooth band only, with room for the Gaussian.
     fit_box = box_around(smooth & band, margin)
     sub = crop[fit_box]
-    fitted = outside[fit_box] & ~_grown(masked[fit_box], 1)
+    near = _grown(masked[fit_box], 1)
+    fitted = outside[fit_box] & ~near
     allowed = smooth[fit_box] & outside[fit_box]
     outliers = np.zeros(fitted.shape, dtype=bool)
     # In tiles (with a halo that every pass of the fit reads) so that memory stays bounded.
@@ -106,7 +107,7 @@ def complete_on_smooth(image: Image, mask: Mask, reach: int, contrast: float) ->
                 slice(x - cols.start, x - cols.start + TILE),
             )
             outliers[y : y + TILE, x : x + TILE] = found[core]
-    added = _touching_within(outliers, masked[fit_box], distance[fit_box] <= reach)
+    added = _touching_within(outliers, near, distance[fit_box] <= reach)
     if not added.any():
         return mask
     out = mask.copy()
@@ -216,12 +217,13 @@ def _matched(
 
 
 def _touching_within(
-    outliers: npt.NDArray[np.bool_], masked: npt.NDArray[np.bool_], within: npt.NDArray[np.bool_]
+    outliers: npt.NDArray[np.bool_], near: npt.NDArray[np.bool_], within: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.bool_]:
-    """The 8-connected groups of ``outliers`` that touch ``masked`` and lie inside ``within``."""
+    """The 8-connected groups of ``outliers`` that reach ``near`` (the mask grown by a pixel:
+    they touch it) and lie inside ``within``."""
     count, groups = cv2.connectedComponents(outliers.astype(np.uint8), connectivity=8)
     touching = np.zeros(count, dtype=bool)
-    touching[np.unique(groups[_grown(masked, 1) & outliers])] = True
+    touching[np.unique(groups[near & outliers])] = True
     beyond = np.zeros(count, dtype=bool)
     beyond[np.unique(groups[outliers & ~within])] = True
     keep = touching & ~beyond
@@ -231,6 +233,8 @@ def _touching_within(
 
 
 def _grown(selected: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
-    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    grown: npt.NDArray[np.bool_] = cv2.dilate(selected.astype(np.uint8), element) > 0
+    """``selected`` grown by ``radius`` px: :func:`processors.inpaint.dilate_mask` on booleans."""
+    grown: npt.NDArray[np.bool_] = (
+        dilate_mask(np.where(selected, np.uint8(255), np.uint8(0)), radius) > 0
+    )
     return grown
