@@ -76,12 +76,12 @@ torch on CUDA when torch sees a GPU);
 deterministic and does not depend on the rest of the batch.
 
 Measured on the seeded quality corpus (``bench/corpus.py``, seed 0: 50 text cases on 6 photos
-and 4 renders, 20 clean images), CPU, ``text-ppocr4-7``: glyph-pixel recall (of every pixel
+and 4 renders, 20 clean images), CPU, ``text-ppocr4-8``: glyph-pixel recall (of every pixel
 the overlay changed) 0.955 mean (0.87 without the segmenter, third session); by kind caption
 0.97, timestamp 1.00, promo 1.00, watermark 0.89, two overlays 0.91. False-positive area (mask
 outside the truth dilated by 8 px) 0.18 % of the image on average; 1 of 20 clean images gets a
 mask (grace_hopper, whose name badge is real text). Seeds 1 and 2: recall 0.951 and 0.964,
-false-positive area 0.15 and 0.20 % (docs/models.md). Known misses: faint watermarks over busy
+false-positive area 0.15 and 0.18 % (docs/models.md). Known misses: faint watermarks over busy
 photos whose segmented glyphs merge with background edges (the group's shape then does not
 read as text). Cost on 2 shared CPU cores: about 0.8 s per input megapixel without the
 segmenter and about 3 s with it (the segmenter runs at full resolution up to
@@ -467,7 +467,7 @@ class _Region:
 class TextDetector:
     """Find burned-in text and return a mask per image (see the module docstring)."""
 
-    version: str = "text-ppocr4-7"
+    version: str = "text-ppocr4-8"
     """Goes into result events (``-2``: with the segmenter pass; ``-4``: ink limited to the
     segmenter's reach)."""
 
@@ -1447,15 +1447,20 @@ def _glyphs(binary: npt.NDArray[np.uint8]) -> _Glyphs:
 
 def _on_line(glyphs: npt.NDArray[np.bool_], along: tuple[float, float]) -> npt.NDArray[np.bool_]:
     """The connected regions of ``glyphs`` whose centres lie on the line through the rest (in
-    direction ``along``): within ``_ON_LINE`` glyph sizes of the area-weighted median across
-    the line. Background edges that the segmenter marked beside a line of text, and that
-    joined its group, lie off it."""
+    direction ``along``): within ``_ON_LINE`` glyph sizes of the weighted median across the
+    line, each region weighing its area up to the typical region's. Background edges that the
+    segmenter marked beside a line of text, and that joined its group, lie off it."""
     count, found, stats, centres = cv2.connectedComponentsWithStats(
         glyphs.astype(np.uint8), connectivity=8
     )
     if count <= 2:
         return glyphs
-    _, areas, size = _part_sizes(stats)
+    sizes, areas, _ = _part_sizes(stats)
+    # Each part weighs its area up to the typical part's (the area-weighted median): one large
+    # blob of background (a row of medal ribbons above a caption) does not pull the line's
+    # centre and glyph size to itself.
+    areas = np.minimum(areas, _weighted_median(areas, areas))
+    size = _weighted_median(sizes.astype(np.float64), areas)
     offsets = centres[1:] @ np.array([-along[1], along[0]])
     centre = _weighted_median(offsets, areas)
     on = np.concatenate([[False], np.abs(offsets - centre) <= _ON_LINE * size])

@@ -47,7 +47,7 @@ def test_smoke(detector, captioned):
     assert result.found
     assert all(len(box) == 4 and all(isinstance(v, int) for v in box) for box in result.boxes)
     assert result.coverage == pytest.approx(np.count_nonzero(result.mask) / result.mask.size)
-    assert TextDetector.version == "text-ppocr4-7"
+    assert TextDetector.version == "text-ppocr4-8"
     assert detector.providers[0] == "CPUExecutionProvider"
 
 
@@ -273,6 +273,22 @@ def test_on_line_drops_segmented_background_beside_a_line():
     single = np.zeros((40, 40), np.bool_)
     single[5:30, 5:30] = True
     assert np.array_equal(text_module._on_line(single, (1.0, 0.0)), single)
+
+
+def test_on_line_is_not_pulled_by_one_large_blob_beside_the_line():
+    # Four 24 x 32 "letters", a wide mark just above them (a "%" joined to its neighbour) and,
+    # above that, a wide blob of background (a row of medal ribbons over a caption): weighted
+    # by whole areas, the blob and the mark move the line's centre and glyph size to
+    # themselves, and the blob stays.
+    glyphs = np.zeros((120, 300), np.bool_)
+    for x in range(20, 180, 40):
+        glyphs[70:102, x : x + 24] = True
+    glyphs[62:79, 200:260] = True
+    glyphs[31:49, 20:160] = True
+    kept = text_module._on_line(glyphs, (1.0, 0.0))
+    assert kept[79:102].sum() == glyphs[79:102].sum()
+    assert kept[62:79, 200:260].all()
+    assert not kept[31:49].any()
 
 
 def test_touching_keeps_whole_regions_that_reach_the_limit():
