@@ -92,7 +92,6 @@ Errors: bad inputs raise ``ValueError`` (``TypeError`` for a non-array).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -370,12 +369,15 @@ class Unblender:
                 pieces = _pieces(inside)
                 while pieces:
                     crop = out[box].astype(np.float64)
-                    busy = [_busyness(crop, piece) > limit for piece in pieces]
-                    if not any(busy):
+                    passed = []
+                    for piece in pieces:
+                        if _busyness(crop, piece) > limit:
+                            out[box][piece] = fill[box][piece]
+                        else:
+                            passed.append(piece)
+                    if len(passed) == len(pieces):
                         break
-                    for piece in itertools.compress(pieces, busy):
-                        out[box][piece] = fill[box][piece]
-                    pieces = [p for p, b in zip(pieces, busy, strict=True) if not b]
+                    pieces = passed
         return outs
 
     def _one(
