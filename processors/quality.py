@@ -90,7 +90,10 @@ def ssim(reference: Image, test: Image, region: Mask | None = None) -> float:
     if inside is not None and not inside.any():
         return math.nan
     score_map = _ssim_map(_luma(ref), _luma(tst))
-    return float(score_map.mean() if inside is None else score_map[inside].mean())
+    score = float(score_map.mean() if inside is None else score_map[inside].mean())
+    # The map's float rounding can land a hair above 1 for identical pixels (1.0000000000000009
+    # in result events); SSIM is at most 1 by definition, and consumers may check that.
+    return min(score, 1.0)
 
 
 def seam_score(edited: Image, mask: Mask) -> float:
