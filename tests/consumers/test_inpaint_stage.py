@@ -110,7 +110,7 @@ def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
     region = loaded.mask
     if unblend:
         assert psnr(base, edited, region) > psnr(base, filled, region) + 3
-        assert stage.version == "inpaint-patch-2+unblend-4"
+        assert stage.version == "inpaint-patch-2+unblend-5"
     else:
         assert np.array_equal(edited, filled)
         assert stage.version == "inpaint-patch-2"

@@ -143,6 +143,33 @@ def test_opaque_text_is_not_taken_for_an_overlay(photo, overlay, fill, kind):
     assert np.array_equal(out, filled)
 
 
+def test_a_part_adopts_an_overlay_only_if_its_colour_lines_meet_there(photo, overlay, fill):
+    """A flat sticker whose colour sits where a white overlay at the watermark's opacity would
+    put its background, but off the line to white, shows the watermark's opacity peak; it
+    must keep the fill, not be un-blended into a wrong flat colour (the fill is 6 dB closer
+    to the wood under it: 19.1 against 12.9 dB)."""
+    base = photo("coffee")[100:400, :400].copy()
+    mark = overlay.watermark(base.copy(), alpha=0.4, size=32)
+    sticker = np.zeros(base.shape[:2], np.uint8)
+    sticker[235:285, 15:95] = 255
+    part = dilate_mask(sticker, 2)
+    (wood,) = fill([base], [part])
+    under = wood[sticker > 0].astype(np.float64).mean(axis=0)
+    towards = 255.0 - under
+    aside = np.array([-1.0, 1.0, 0.0])
+    aside -= (aside @ towards) / (towards @ towards) * towards
+    colour = under + 0.4 * towards + 60.0 * aside / np.linalg.norm(aside)
+    image = mark.image.copy()
+    image[sticker > 0] = np.round(colour).astype(np.uint8)
+    region = dilate_mask(np.maximum(mark.touched, sticker), 2)
+    (filled,) = fill([image], [region])
+    (out,) = Unblender(UnblendConfig(ink=False))([image], [region], [filled])
+    inside = part > 0
+    assert np.array_equal(out[inside], filled[inside])
+    # The watermark itself is still un-blended (its overlay is the one the sticker was offered).
+    assert not np.array_equal(out[mark.touched > 0], filled[mark.touched > 0])
+
+
 INK_GAIN = 2.0
 """dB by which the ink step must beat the fill inside a timestamp's mask grown 2 px on a photo
 (measured: +3.8 to +5.9 on these four crops)."""
