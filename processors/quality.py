@@ -91,8 +91,8 @@ def ssim(reference: Image, test: Image, region: Mask | None = None) -> float:
         return math.nan
     score_map = _ssim_map(_luma(ref), _luma(tst))
     score = float(score_map.mean() if inside is None else score_map[inside].mean())
-    # The map's float rounding can land a hair above 1 for identical pixels (1.0000000000000009
-    # in result events); SSIM is at most 1 by definition, and consumers may check that.
+    # Where the images agree, the map's values and their mean can round a hair above 1
+    # (1.0000000000000009 in result events); SSIM is at most 1, and consumers may check that.
     return min(score, 1.0)
 
 
