@@ -689,14 +689,13 @@ def _recover(
 def _pieces(inside: npt.NDArray[np.bool_]) -> list[npt.NDArray[np.bool_]]:
     """``inside`` cut across its bounding box's long side into pieces as long as the short side
     (at least ``_MIN_PIECE`` px): a line of text in pieces of about a glyph height."""
-    rows = np.flatnonzero(inside.any(axis=1))
-    cols = np.flatnonzero(inside.any(axis=0))
-    height, width = int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1
+    rows, cols = box_around(inside, 0)
+    height, width = rows.stop - rows.start, cols.stop - cols.start
     step = max(_MIN_PIECE, min(height, width))
     along_columns = width >= height
-    first, last = (int(cols[0]), int(cols[-1])) if along_columns else (int(rows[0]), int(rows[-1]))
+    span_along = cols if along_columns else rows
     pieces = []
-    for start in range(first, last + 1, step):
+    for start in range(span_along.start, span_along.stop, step):
         span = slice(start, start + step)
         piece = np.zeros_like(inside)
         if along_columns:
