@@ -10,6 +10,9 @@
   keep-alive task pauses every assigned partition and keeps calling ``getmany`` (which returns
   nothing for paused partitions), so the member stays in the group instead of looping through
   rebalances; partitions resume on commit.
+- **Joining:** the first poll joins the group. A join still without an assignment after
+  ``Settings.join_timeout_s()`` is abandoned (the consumer stopped) and raises
+  ``TransportUnavailableError``; the runner backs off and the next poll joins as a new member.
 - **Leaving:** ``close()`` leaves the group explicitly (aiokafka skips LeaveGroup for generation
   0, which Tansu uses for the first generation) so a replacement joins at once.
 """
@@ -164,6 +167,13 @@ class KafkaTransport:
             self._producer = None
 
 
+async def _abandon(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> None:
+    """Stop a consumer whose start failed or was cut short, without waiting on the broker for
+    long: it holds sockets and tasks even before it has joined."""
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        await asyncio.wait_for(consumer.stop(), timeout_s)
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: KafkaConsumer) -> None:
         self.owner = owner
@@ -208,11 +218,24 @@ class KafkaConsumer:
                 max_poll_interval_ms=self.settings.kafka_max_poll_interval_ms,
             )
             consumer.subscribe(list(self.topics), listener=_Listener(self))
+            timeout = self.settings.join_timeout_s()
             try:
-                await consumer.start()
+                # aiokafka's start() waits for the first assignment without a bound, retrying
+                # JoinGroup as long as the coordinator answers; a join that never completes
+                # would hold the stage (and its shutdown) forever.
+                await asyncio.wait_for(consumer.start(), timeout)
+            except TimeoutError:
+                await _abandon(consumer)
+                _log.warning("join_timeout", group=self.group, timeout_s=timeout)
+                raise TransportUnavailableError(
+                    f"no assignment in group {self.group} after {timeout:.0f} s; joining again"
+                ) from None
             except KafkaError as exc:
-                await consumer.stop()
+                await _abandon(consumer)
                 raise TransportUnavailableError(f"cannot join group {self.group}: {exc!r}") from exc
+            except asyncio.CancelledError:
+                await _abandon(consumer)  # a stop during the join: close what was opened
+                raise
             self._consumer = consumer
         return self._consumer
 

@@ -20,6 +20,7 @@ the queue into ``dlq``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import random
 import time
@@ -37,7 +38,7 @@ from consumers.errors import PermanentError, RetriableError
 from consumers.logging import get_logger
 from consumers.settings import BatchKnobs
 from consumers.store import Store
-from consumers.transport import Consumer, Message, Record, Transport
+from consumers.transport import Consumer, Message, Record, Transport, poll_or_stop
 from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "TopicNames",
     "backoff_delay",
     "backoff_delays",
+    "sleep_or_stop",
 ]
 
 T = TypeVar("T")
@@ -147,6 +149,12 @@ def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 10.0) -> floa
     return random.uniform(0, min(cap, base * 2 ** min(attempt, 30)))
 
 
+async def sleep_or_stop(delay: float, stop: asyncio.Event) -> None:
+    """Sleep ``delay`` seconds, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+
+
 @dataclass
 class _Batch:
     records: list[Record]
@@ -192,18 +200,23 @@ class StageRunner(Generic[PayloadT]):
             failures = 0
             while not stop.is_set():
                 try:
-                    records = await consumer.poll(self.knobs.max_batch, self.knobs.max_wait_ms)
+                    polled = await poll_or_stop(
+                        consumer, self.knobs.max_batch, self.knobs.max_wait_ms, stop
+                    )
                 except RetriableError as exc:
-                    # Broker away: back off and poll again; the consumer reconnects by itself.
+                    # Broker away, or a join that timed out: back off and poll again; the consumer
+                    # reconnects (or joins as a new member) by itself.
                     failures += 1
                     delay = backoff_delay(failures - 1, cap=self.retry_cap_s)
                     self.log.warning("poll_failed", error=str(exc), delay_s=round(delay, 3))
-                    await asyncio.sleep(delay)
+                    await sleep_or_stop(delay, stop)
                     continue
+                if polled is None:
+                    break
                 failures = 0
                 self.polled = True
-                if records:
-                    await self.handle(records, consumer)
+                if polled:
+                    await self.handle(polled, consumer)
         finally:
             await consumer.close()
 

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         default=300_000, ge=10_000,
         description="A batch that would outlive this pauses its partitions and keeps polling.",
     )
+    kafka_join_timeout_ms: int | None = Field(
+        default=None, ge=5_000,
+        description="A group join (JoinGroup + SyncGroup) still waiting after this is abandoned"
+        " and tried again as a new member; unset: max poll interval + 3 session timeouts (a"
+        " rebalance may wait for other members to finish the batch in hand).",
+    )
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
     topic_replication: int = Field(default=1, ge=1, description="Replication of created topics.")
     topic_prefix: str = "pixelgate."
@@ -212,6 +218,12 @@ class Settings(BaseSettings):
         if not override:
             return self.gates
         return GateKnobs(**{**self.gates.model_dump(), **override})
+
+    def join_timeout_s(self) -> float:
+        """Seconds a consumer waits for its group join before it leaves and joins again."""
+        if self.kafka_join_timeout_ms is not None:
+            return self.kafka_join_timeout_ms / 1000.0
+        return (self.kafka_max_poll_interval_ms + 3 * self.kafka_session_timeout_ms) / 1000.0
 
     def knobs(self, stage: str) -> BatchKnobs:
         """The batching knobs of ``stage``."""

@@ -8,11 +8,12 @@ in-memory transport keeps one partition per topic, per-group committed offsets a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Consumer", "MemoryTransport", "Message", "Record", "Transport"]
+__all__ = ["Consumer", "MemoryTransport", "Message", "Record", "Transport", "poll_or_stop"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,31 @@ class Consumer(Protocol):
     async def close(self) -> None:
         """Leave the group."""
         ...
+
+
+async def poll_or_stop(
+    consumer: Consumer, max_records: int, timeout_ms: int, stop: asyncio.Event
+) -> list[Record] | None:
+    """``consumer.poll(...)``, or None once ``stop`` is set while it waits.
+
+    A poll can wait far longer than ``timeout_ms``: the first one joins the group, and a join
+    lasts until the group's rebalance completes. A stop cuts it short, so a worker leaves when
+    told to. What the cancelled poll had fetched is not committed: the partition's next owner
+    gets it (at-least-once). A poll that finished first is returned even if ``stop`` is set.
+    """
+    if stop.is_set():
+        return None
+    polling = asyncio.ensure_future(consumer.poll(max_records, timeout_ms))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not polling.done():
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+    return None if polling.cancelled() else polling.result()
 
 
 class Transport(Protocol):

@@ -17,7 +17,7 @@ from consumers.errors import PoisonRecordError, StoreUnavailableError
 from consumers.runner import Loaded, Output, StageRunner, TopicNames, backoff_delays
 from consumers.settings import BatchKnobs
 from consumers.store import FilesystemStore
-from consumers.transport import MemoryTransport, Message
+from consumers.transport import MemoryTransport, Message, poll_or_stop
 from schemas.events import CloudEvent, ImageRef, Topic
 
 TOPICS = TopicNames("t.")
@@ -245,3 +245,54 @@ async def test_every_record_log_line_carries_its_context(tmp_path: Path):
     assert {e["event"] for e in per_record} == {"item_done", "dead_lettered", "poison_record"}
     for entry in per_record:
         assert {"image_id", "stage", "topic", "partition", "offset"} <= set(entry), entry
+
+
+class JoiningForever:
+    """A consumer whose first poll never returns, as a group join the broker never completes."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.closed = False
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[Any]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return []
+
+    async def commit(self, records: Sequence[Any]) -> None:
+        raise AssertionError("nothing was polled, nothing to commit")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_stop_cuts_short_a_poll_that_never_returns_and_the_consumer_is_closed(
+    tmp_path: Path,
+):
+    runner = _runner(EchoStage(), MemoryTransport(), FilesystemStore(tmp_path))
+    consumer, stop = JoiningForever(), asyncio.Event()
+    task = asyncio.create_task(runner.run(stop, consumer))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 1.0)
+    assert consumer.cancelled.is_set()
+    assert consumer.closed
+    assert not runner.polled
+
+
+async def test_a_poll_stopped_before_it_began_returns_none_and_loses_nothing():
+    transport = MemoryTransport()
+    await _publish(transport, [b"a", b"b"])
+    stop = asyncio.Event()
+    stop.set()
+    first = transport.consumer("g", [TOPICS.name(Topic.UPLOADED)])
+    assert await poll_or_stop(first, 10, 10, stop) is None  # stopped before it polled
+    await first.close()
+    second = transport.consumer("g", [TOPICS.name(Topic.UPLOADED)])
+    got = await poll_or_stop(second, 10, 10, asyncio.Event())
+    assert got is not None
+    assert [r.value for r in got] == [b"a", b"b"]

@@ -128,3 +128,16 @@ def test_library_logs_are_json_and_repeats_are_throttled():
     assert len(refused) == 1  # 500 repeats inside the window become one line
     assert refused[0]["level"] == "error"
     assert "Unable connect to node with id 111" in refused[0]["event"]
+
+
+def test_the_join_timeout_outlasts_a_rebalance_unless_set(monkeypatch):
+    settings = load_settings()
+    # A rebalance may wait for another member's batch (up to max.poll.interval.ms).
+    assert settings.join_timeout_s() == pytest.approx(
+        (settings.kafka_max_poll_interval_ms + 3 * settings.kafka_session_timeout_ms) / 1000
+    )
+    monkeypatch.setenv("PIXELGATE_KAFKA_JOIN_TIMEOUT_MS", "45000")
+    assert load_settings().join_timeout_s() == 45.0
+    monkeypatch.setenv("PIXELGATE_KAFKA_JOIN_TIMEOUT_MS", "10")
+    with pytest.raises(ConfigError, match="kafka_join_timeout_ms"):
+        load_settings()

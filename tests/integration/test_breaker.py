@@ -164,6 +164,7 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(
         http_port=0,
         kafka_session_timeout_ms=6000,
         kafka_heartbeat_interval_ms=1000,
+        kafka_join_timeout_ms=60_000,  # batches here take seconds: a join stuck longer restarts
         batch=BatchKnobs(max_batch=MAX_BATCH, max_wait_ms=100),
         breakers={"inpaint": POLICY},
         inpaint_method="patch",  # the default deployment: what "restoring" goes back to
@@ -212,6 +213,7 @@ async def test_bad_model_opens_the_breaker_and_the_restored_model_closes_it(
         records = await read(observer_factory(good, terminal),
                              lambda rs: later <= {r.key.decode() for r in rs}, timeout=240)
         done = terminal_of(records, trials | later)
+        assert later <= set(done), f"{len(later - set(done))} of {len(later)} never finished"
         assert {done[k][0] for k in later} == {"results"}
         for topic, data in done.values():  # never a bad edit, whatever the timing
             assert topic == "results" or [r["code"] for r in data["reasons"]] == ["BREAKER_OPEN"]

@@ -1,0 +1,111 @@
+"""A group join the broker never completes, on a real Tansu frozen with SIGSTOP.
+
+aiokafka's ``start()`` waits for the first assignment without a bound. In two local CI runs
+(nineteenth session) the restored inpaint pods of ``test_breaker.py`` waited there for ten
+minutes: the stage never consumed, and its workers could not be stopped. The consumer now
+gives a join ``kafka_join_timeout_ms``, then abandons it and joins again as a new member, and a
+stop cuts a pending join short. These tests freeze the broker (the process keeps its sockets, so
+requests are accepted and never answered) on a stack of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from consumers.devstack import DevStack
+from consumers.errors import TransportUnavailableError
+from consumers.kafka import KafkaTransport
+from consumers.transport import Message, poll_or_stop
+
+pytestmark = pytest.mark.integration
+
+JOIN_TIMEOUT_MS = 5000
+
+
+@contextmanager
+def frozen_broker(stack: DevStack) -> Iterator[None]:
+    pid = next(s.pid for s in stack.status() if s.name == "broker")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def frozen_stack(dev_stack_factory) -> DevStack:
+    """A stack these tests may freeze: never the session's shared one."""
+    return dev_stack_factory()
+
+
+async def test_a_join_that_never_completes_is_abandoned_and_joined_again(frozen_stack):
+    prefix = f"j{uuid.uuid4().hex[:8]}."
+    settings = frozen_stack.settings(
+        topic_prefix=prefix, kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
+        kafka_join_timeout_ms=JOIN_TIMEOUT_MS,
+    )
+    topic = f"{prefix}routed"
+    transport = KafkaTransport(settings, client_id="test-join")
+    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    loop = asyncio.get_running_loop()
+    try:
+        await transport.ensure_topics([topic])
+        await transport.publish([Message(topic=topic, key="img-1", value=b"{}")])
+        with frozen_broker(frozen_stack):
+            started = loop.time()
+            with pytest.raises(TransportUnavailableError, match="joining again"):
+                async with asyncio.timeout(JOIN_TIMEOUT_MS / 1000 + 30):  # fail, never hang
+                    await consumer.poll(10, 500)
+            waited = loop.time() - started
+        # The timeout, plus at most the bounded close of what the join had opened.
+        assert JOIN_TIMEOUT_MS / 1000 <= waited < JOIN_TIMEOUT_MS / 1000 + 12
+        records = []
+        async with asyncio.timeout(60):  # the broker answers again: the next poll joins anew
+            while not records:
+                records = await consumer.poll(10, 500)
+        assert [(r.topic, r.key, r.value) for r in records] == [(topic, "img-1", b"{}")]
+    finally:
+        await consumer.close()
+        await transport.close()
+
+
+async def test_a_stop_cuts_a_pending_join_short_and_closes_the_consumer(frozen_stack):
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+    settings = frozen_stack.settings(topic_prefix=prefix)  # default join timeout: minutes
+    assert settings.join_timeout_s() > 300
+    topic = f"{prefix}routed"
+    transport = KafkaTransport(settings, client_id="test-join-stop")
+    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        await transport.ensure_topics([topic])
+        with frozen_broker(frozen_stack):
+            polling = asyncio.create_task(poll_or_stop(consumer, 10, 500, stop))
+            await asyncio.sleep(2.0)
+            assert not polling.done()  # still joining
+            stop.set()
+            started = loop.time()
+            assert await asyncio.wait_for(polling, 15) is None
+            assert loop.time() - started < 12
+        gc.collect()
+        # Nothing was left open: an unclosed aiokafka consumer would warn when collected, and
+        # warnings are errors in this suite. A later poll starts a fresh member.
+        records = []
+        async with asyncio.timeout(60):
+            while not records:
+                await transport.publish([Message(topic=topic, key="img-2", value=b"{}")])
+                records = await consumer.poll(10, 2000)
+        assert {r.key for r in records} == {"img-2"}
+    finally:
+        await consumer.close()
+        await transport.close()
