@@ -35,15 +35,20 @@ from aiokafka.errors import (
     KafkaTimeoutError,
 )
 from aiokafka.protocol.group import LeaveGroupRequest
+from prometheus_client import Counter
 
 from consumers.errors import TransportUnavailableError
 from consumers.logging import get_logger
 from consumers.settings import Settings
 from consumers.transport import Message, Record
 
-__all__ = ["KafkaConsumer", "KafkaTransport", "kafka_client_config"]
+__all__ = ["JOIN_TIMEOUTS", "KafkaConsumer", "KafkaTransport", "kafka_client_config"]
 
 _log = get_logger("kafka")
+
+JOIN_TIMEOUTS = Counter(
+    "pixelgate_kafka_join_timeouts", "Group joins abandoned after the join timeout.", ["group"]
+)
 
 
 def kafka_client_config(settings: Settings) -> dict[str, Any]:
@@ -170,8 +175,18 @@ class KafkaTransport:
 async def _abandon(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> None:
     """Stop a consumer whose start failed or was cut short, without waiting on the broker for
     long: it holds sockets and tasks even before it has joined."""
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+    try:
         await asyncio.wait_for(consumer.stop(), timeout_s)
+    except TimeoutError:
+        # stop() first lets the group coordinator finish the request in hand, which a broker
+        # that does not answer holds for request_timeout_ms; cut short, it never reached the
+        # connections. aiokafka has no forced close, hence its private attributes here.
+        for part in (getattr(consumer, "_fetcher", None), getattr(consumer, "_client", None)):
+            if part is not None:
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    await asyncio.wait_for(part.close(), timeout_s)
+    except (KafkaError, OSError):
+        pass
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -226,6 +241,7 @@ class KafkaConsumer:
                 await asyncio.wait_for(consumer.start(), timeout)
             except TimeoutError:
                 await _abandon(consumer)
+                JOIN_TIMEOUTS.labels(self.group).inc()
                 _log.warning("join_timeout", group=self.group, timeout_s=timeout)
                 raise TransportUnavailableError(
                     f"no assignment in group {self.group} after {timeout:.0f} s; joining again"

@@ -5,7 +5,8 @@ aiokafka's ``start()`` waits for the first assignment without a bound. In two lo
 minutes: the stage never consumed, and its workers could not be stopped. The consumer now
 gives a join ``kafka_join_timeout_ms``, then abandons it and joins again as a new member, and a
 stop cuts a pending join short. These tests freeze the broker (the process keeps its sockets, so
-requests are accepted and never answered) on a stack of their own.
+requests are accepted and never answered) on a stack of their own. A consumer left half-closed
+warns about its unclosed connections when collected, and warnings are errors in this suite.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from prometheus_client import REGISTRY
 
 from consumers.devstack import DevStack
 from consumers.errors import TransportUnavailableError
@@ -41,6 +43,11 @@ def frozen_broker(stack: DevStack) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
+def _join_timeouts(group: str) -> float:
+    value = REGISTRY.get_sample_value("pixelgate_kafka_join_timeouts_total", {"group": group})
+    return value or 0.0
+
+
 @pytest.fixture(scope="module")
 def frozen_stack(dev_stack_factory) -> DevStack:
     """A stack these tests may freeze: never the session's shared one."""
@@ -55,17 +62,20 @@ async def test_a_join_that_never_completes_is_abandoned_and_joined_again(frozen_
     )
     topic = f"{prefix}routed"
     transport = KafkaTransport(settings, client_id="test-join")
-    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    group = f"{prefix}inpaint"
+    consumer = transport.consumer(group, [topic])
     loop = asyncio.get_running_loop()
     try:
         await transport.ensure_topics([topic])
         await transport.publish([Message(topic=topic, key="img-1", value=b"{}")])
+        before = _join_timeouts(group)
         with frozen_broker(frozen_stack):
             started = loop.time()
             with pytest.raises(TransportUnavailableError, match="joining again"):
                 async with asyncio.timeout(JOIN_TIMEOUT_MS / 1000 + 30):  # fail, never hang
                     await consumer.poll(10, 500)
             waited = loop.time() - started
+        assert _join_timeouts(group) == before + 1  # on /metrics for alerts
         # The timeout, plus at most the bounded close of what the join had opened.
         assert JOIN_TIMEOUT_MS / 1000 <= waited < JOIN_TIMEOUT_MS / 1000 + 12
         records = []
@@ -106,6 +116,33 @@ async def test_a_stop_cuts_a_pending_join_short_and_closes_the_consumer(frozen_s
                 await transport.publish([Message(topic=topic, key="img-2", value=b"{}")])
                 records = await consumer.poll(10, 2000)
         assert {r.key for r in records} == {"img-2"}
+    finally:
+        await consumer.close()
+        await transport.close()
+
+
+async def test_a_join_frozen_mid_way_is_abandoned_with_its_connections_closed(frozen_stack):
+    prefix = f"m{uuid.uuid4().hex[:8]}."
+    settings = frozen_stack.settings(
+        topic_prefix=prefix, kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
+        kafka_join_timeout_ms=JOIN_TIMEOUT_MS,
+    )
+    topic = f"{prefix}routed"
+    transport = KafkaTransport(settings, client_id="test-join-mid")
+    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    loop = asyncio.get_running_loop()
+    try:
+        await transport.ensure_topics([topic])
+        started = loop.time()
+        polling = asyncio.create_task(consumer.poll(10, 500))
+        await asyncio.sleep(1.5)  # connected, coordinator found; Tansu holds the JoinGroup ~3 s
+        with frozen_broker(frozen_stack):
+            with pytest.raises(TransportUnavailableError, match="joining again"):
+                async with asyncio.timeout(JOIN_TIMEOUT_MS / 1000 + 30):
+                    await polling
+            waited = loop.time() - started
+        gc.collect()  # an unclosed connection warns when collected (and warnings are errors)
+        assert waited < JOIN_TIMEOUT_MS / 1000 + 2 * 10 + 3
     finally:
         await consumer.close()
         await transport.close()
