@@ -18,6 +18,7 @@ import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -54,15 +55,19 @@ def frozen_stack(dev_stack_factory) -> DevStack:
     return dev_stack_factory()
 
 
+def inpaint_member(stack: DevStack, name: str, **overrides: Any) -> tuple[KafkaTransport, str, str]:
+    """A transport, a fresh ``routed`` topic and its inpaint group, under a fresh prefix."""
+    prefix = f"{name}{uuid.uuid4().hex[:8]}."
+    settings = stack.settings(topic_prefix=prefix, **overrides)
+    return KafkaTransport(settings, client_id=f"test-{name}"), f"{prefix}routed", f"{prefix}inpaint"
+
+
+QUICK = {"kafka_session_timeout_ms": 6000, "kafka_heartbeat_interval_ms": 1000,
+         "kafka_join_timeout_ms": JOIN_TIMEOUT_MS}
+
+
 async def test_a_join_that_never_completes_is_abandoned_and_joined_again(frozen_stack):
-    prefix = f"j{uuid.uuid4().hex[:8]}."
-    settings = frozen_stack.settings(
-        topic_prefix=prefix, kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
-        kafka_join_timeout_ms=JOIN_TIMEOUT_MS,
-    )
-    topic = f"{prefix}routed"
-    transport = KafkaTransport(settings, client_id="test-join")
-    group = f"{prefix}inpaint"
+    transport, topic, group = inpaint_member(frozen_stack, "join", **QUICK)
     consumer = transport.consumer(group, [topic])
     loop = asyncio.get_running_loop()
     try:
@@ -89,12 +94,9 @@ async def test_a_join_that_never_completes_is_abandoned_and_joined_again(frozen_
 
 
 async def test_a_stop_cuts_a_pending_join_short_and_closes_the_consumer(frozen_stack):
-    prefix = f"s{uuid.uuid4().hex[:8]}."
-    settings = frozen_stack.settings(topic_prefix=prefix)  # default join timeout: minutes
-    assert settings.join_timeout_s() > 300
-    topic = f"{prefix}routed"
-    transport = KafkaTransport(settings, client_id="test-join-stop")
-    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    transport, topic, group = inpaint_member(frozen_stack, "stop")  # default join timeout
+    assert transport.settings.join_timeout_s() > 300
+    consumer = transport.consumer(group, [topic])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
@@ -122,14 +124,8 @@ async def test_a_stop_cuts_a_pending_join_short_and_closes_the_consumer(frozen_s
 
 
 async def test_a_join_frozen_mid_way_is_abandoned_with_its_connections_closed(frozen_stack):
-    prefix = f"m{uuid.uuid4().hex[:8]}."
-    settings = frozen_stack.settings(
-        topic_prefix=prefix, kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
-        kafka_join_timeout_ms=JOIN_TIMEOUT_MS,
-    )
-    topic = f"{prefix}routed"
-    transport = KafkaTransport(settings, client_id="test-join-mid")
-    consumer = transport.consumer(f"{prefix}inpaint", [topic])
+    transport, topic, group = inpaint_member(frozen_stack, "mid", **QUICK)
+    consumer = transport.consumer(group, [topic])
     loop = asyncio.get_running_loop()
     try:
         await transport.ensure_topics([topic])
