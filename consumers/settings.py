@@ -88,9 +88,10 @@ class Settings(BaseSettings):
     )
     kafka_join_timeout_ms: int | None = Field(
         default=None, ge=5_000,
-        description="A group join (JoinGroup + SyncGroup) still waiting after this is abandoned"
-        " and tried again as a new member; unset: max poll interval + 3 session timeouts (a"
-        " rebalance may wait for other members to finish the batch in hand).",
+        description="A consumer's start (connect, then join the group) still without an"
+        " assignment after this is abandoned and tried again as a new member; unset: max poll"
+        " interval + 3 session timeouts (a rebalance may wait for other members to finish the"
+        " batch in hand).",
     )
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
     topic_replication: int = Field(default=1, ge=1, description="Replication of created topics.")
