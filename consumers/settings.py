@@ -184,6 +184,15 @@ class Settings(BaseSettings):
                 )
             if model is not None and not model.is_file():
                 raise ValueError(f"{stage}_model: no such file: {model}")
+        join = self.kafka_join_timeout_ms
+        if join is not None and join < 3 * self.kafka_session_timeout_ms:
+            # A member that joins again may wait for the one it abandoned to expire (a session
+            # timeout) and for the broker's join delay: shorter, every try would time out too.
+            raise ValueError(
+                f"kafka_join_timeout_ms ({join}) must be at least 3 session timeouts"
+                f" ({3 * self.kafka_session_timeout_ms}): a new member may wait for an abandoned"
+                " one to expire."
+            )
         unknown = sorted(set(self.breakers) - {"inpaint", "upscale"})
         if unknown:
             raise ValueError(

@@ -141,3 +141,9 @@ def test_the_join_timeout_outlasts_a_rebalance_unless_set(monkeypatch):
     monkeypatch.setenv("PIXELGATE_KAFKA_JOIN_TIMEOUT_MS", "10")
     with pytest.raises(ConfigError, match="kafka_join_timeout_ms"):
         load_settings()
+    # Shorter than 3 session timeouts: a member joining again could time out on every try.
+    monkeypatch.setenv("PIXELGATE_KAFKA_JOIN_TIMEOUT_MS", "25000")
+    with pytest.raises(ConfigError, match="at least 3 session timeouts"):
+        load_settings()
+    monkeypatch.setenv("PIXELGATE_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    assert load_settings().join_timeout_s() == 25.0
