@@ -67,12 +67,13 @@ class Consumer(Protocol):
 async def poll_or_stop(
     consumer: Consumer, max_records: int, timeout_ms: int, stop: asyncio.Event
 ) -> list[Record] | None:
-    """``consumer.poll(...)``, or None once ``stop`` is set while it waits.
+    """``consumer.poll(...)``, or None if ``stop`` is set and the poll does not end soon after.
 
     A poll can wait far longer than ``timeout_ms``: the first one joins the group, and a join
-    lasts until the group's rebalance completes. A stop cuts it short, so a worker leaves when
-    told to. What the cancelled poll had fetched is not committed: the partition's next owner
-    gets it (at-least-once). A poll that finished first is returned even if ``stop`` is set.
+    lasts until the group's rebalance completes. Once ``stop`` is set, a poll still running
+    ``timeout_ms`` (+ 0.5 s) later is cancelled, so a worker leaves when told to; a poll that
+    ends by then is returned, records and all (an ordinary poll is never cancelled). What a
+    cancelled poll had fetched is not committed: the partition's next owner gets it.
     """
     if stop.is_set():
         return None
@@ -80,6 +81,8 @@ async def poll_or_stop(
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            await asyncio.wait({polling}, timeout=timeout_ms / 1000.0 + 0.5)
     finally:
         stopping.cancel()
         if not polling.done():
