@@ -38,10 +38,9 @@ from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState, Transition
-from consumers.errors import RetriableError
 from consumers.logging import get_logger
-from consumers.runner import TopicNames, backoff_delay, sleep_or_stop
-from consumers.transport import Consumer, Message, Record, Transport, poll_or_stop
+from consumers.runner import TopicNames, poll_retrying
+from consumers.transport import Consumer, Message, Record, Transport
 from schemas.events import (
     BREAKER_CONTROL_TYPE,
     BreakerControlData,
@@ -157,19 +156,11 @@ class BreakerFeed:
             self.group, [self.topics.name(Topic.METRICS), self.topics.name(Topic.BREAKER)]
         )
         try:
-            failures = 0
             while not stop.is_set():
-                try:
-                    records = await poll_or_stop(consumer, 500, int(self.tick_s * 1000), stop)
-                except RetriableError as exc:  # as the stage runner: back off, poll again
-                    failures += 1
-                    delay = backoff_delay(failures - 1)
-                    _log.warning("breaker_poll_failed", error=str(exc), delay_s=round(delay, 3))
-                    await sleep_or_stop(delay, stop)
-                    continue
+                records = await poll_retrying(consumer, 500, int(self.tick_s * 1000), stop,
+                                              log=_log, event="breaker_poll_failed")
                 if records is None:
                     break
-                failures = 0
                 await self.handle(records)
                 if records:
                     # Never resumed from (each feed has its own group and replays from the

@@ -52,7 +52,7 @@ __all__ = [
     "TopicNames",
     "backoff_delay",
     "backoff_delays",
-    "sleep_or_stop",
+    "poll_retrying",
 ]
 
 T = TypeVar("T")
@@ -149,10 +149,31 @@ def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 10.0) -> floa
     return random.uniform(0, min(cap, base * 2 ** min(attempt, 30)))
 
 
-async def sleep_or_stop(delay: float, stop: asyncio.Event) -> None:
+async def _sleep_or_stop(delay: float, stop: asyncio.Event) -> None:
     """Sleep ``delay`` seconds, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), delay)
+
+
+async def poll_retrying(
+    consumer: Consumer, max_records: int, timeout_ms: int, stop: asyncio.Event, *,
+    log: Any, event: str = "poll_failed", cap: float = 10.0,
+) -> list[Record] | None:
+    """:func:`poll_or_stop` until a poll succeeds (its records) or ``stop`` is set (None). A
+    retriable failure (the broker away, a join that timed out) is logged as ``event`` and
+    retried after a jittered backoff; the consumer reconnects (or joins as a new member) by
+    itself."""
+    failures = 0
+    while True:
+        try:
+            return await poll_or_stop(consumer, max_records, timeout_ms, stop)
+        except RetriableError as exc:
+            failures += 1
+            delay = backoff_delay(failures - 1, cap=cap)
+            log.warning(event, error=str(exc), delay_s=round(delay, 3))
+            await _sleep_or_stop(delay, stop)
+            if stop.is_set():
+                return None
 
 
 @dataclass
@@ -197,23 +218,13 @@ class StageRunner(Generic[PayloadT]):
             self.group, [self.topics.name(t) for t in self.stage.consumes]
         )
         try:
-            failures = 0
             while not stop.is_set():
-                try:
-                    polled = await poll_or_stop(
-                        consumer, self.knobs.max_batch, self.knobs.max_wait_ms, stop
-                    )
-                except RetriableError as exc:
-                    # Broker away, or a join that timed out: back off and poll again; the consumer
-                    # reconnects (or joins as a new member) by itself.
-                    failures += 1
-                    delay = backoff_delay(failures - 1, cap=self.retry_cap_s)
-                    self.log.warning("poll_failed", error=str(exc), delay_s=round(delay, 3))
-                    await sleep_or_stop(delay, stop)
-                    continue
+                polled = await poll_retrying(
+                    consumer, self.knobs.max_batch, self.knobs.max_wait_ms, stop,
+                    log=self.log, cap=self.retry_cap_s,
+                )
                 if polled is None:
                     break
-                failures = 0
                 self.polled = True
                 if polled:
                     await self.handle(polled, consumer)
