@@ -286,7 +286,7 @@ def _build_inpainters(
         # The product's text removal: the fill (not grown), then semi-transparent overlays
         # un-blended and single-colour ink un-mixed, with a refill (processors.unblend), as
         # the inpaint stage and remove-text do.
-        "ours removal": lambda: _TextRemoval(
+        "ours removal": lambda: TextRemoval(
             _inpainter(args.inpaint_method, args.inpaint_model, args.device, dilate=0)
         ),
         # Our inpainter on the GT grown by 1 px: how tight our masks would have to be.
@@ -353,7 +353,7 @@ def _inpainter(method: str, model: Path | None, device: str, dilate: int | None 
     return Inpainter(InpaintConfig(**knobs))
 
 
-class _TextRemoval:
+class TextRemoval:
     """An inpainter (``dilate=0``) followed by :class:`processors.unblend.Unblender` over the
     same masks, refilling with the same inpainter: the product's removal of detected text."""
 
