@@ -29,8 +29,8 @@ trimmed as the product trims it (``processors.inpaint.edit_region``), filled by 
   ``bench/train_text_refine.py`` (an experiment the product does not use), fill alone, as it
   is and with the mask's core (pixels more than 5 px inside it) always kept.
 
-Writes ``removal_headroom.json`` (per image and means) and ``removal_headroom.md``. About
-15 minutes a seed on 2 CPU cores without ``--growths``.
+Writes ``removal_headroom.json`` (per image and means) and ``removal_headroom.md``. Slow: the
+removal runs seven times over the corpus, about 40 CPU-minutes a seed without ``--growths``.
 """
 
 from __future__ import annotations
