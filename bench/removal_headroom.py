@@ -24,7 +24,7 @@ trimmed as the product trims it (``processors.inpaint.edit_region``), filled by 
   our inpainter alone on it.
 - With ``--growths``: the eighth session's rows, the detector rerun with less ink growth
   (``dilation`` 0-3 px, ``shadow_reach`` 0) and filled *without* trim or un-blending (the
-  fill alone), with a per-image oracle over them. Slow: the detector runs five times.
+  fill alone), with a per-image oracle over them. Slow: the detector runs four more times.
 - With ``--refiner PATH``: the mask trimmed by the learned per-pixel model of
   ``bench/train_text_refine.py`` (an experiment the product does not use), fill alone, as it
   is and with the mask's core (pixels more than 5 px inside it) always kept.
@@ -89,9 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     outputs: dict[str, list[Image]] = {}
 
     with Progress() as progress:
-        extra = len(GROWTHS) * 2 if args.growths else 0
-        extra += 2 if args.refiner is not None else 0
-        task = progress.add_task("removal headroom", total=len(cases) * (10 + extra))
+        # Passes over the corpus: the detector and ten removals, then the options' own.
+        passes = 11 + (2 * len(GROWTHS) - 1 if args.growths else 0)
+        passes += 2 if args.refiner is not None else 0
+        task = progress.add_task("removal headroom", total=len(cases) * passes)
 
         def run(label: str, method: Fill, masks: list[Image]) -> None:
             results = []
@@ -121,11 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mask, t in zip(trimmed, truth, strict=True)
         ]
         run("oracle: shipped mask ∪ truth (the missed truth added)", removal, added)
-        run(EXACT, removal, [case.mask for case in cases])
-        run(NS, Inpainter(InpaintConfig(method="ns", dilate=0)), [case.mask for case in cases])
-        run(TELEA, Inpainter(InpaintConfig(method="telea", dilate=0)),
-            [case.mask for case in cases])
-        run("our fill alone, exact truth", fill, [case.mask for case in cases])
+        exact = [case.mask for case in cases]
+        run(EXACT, removal, exact)
+        run(NS, Inpainter(InpaintConfig(method="ns", dilate=0)), exact)
+        run(TELEA, Inpainter(InpaintConfig(method="telea", dilate=0)), exact)
+        run("our fill alone, exact truth", fill, exact)
 
         # Result oracles: the shipped output with the cost of its over-fill given back.
         given_back = [
@@ -141,21 +142,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows["oracle: shipped output, every pixel beyond 1 px of the truth set clean"] = _scores(
             cases, beyond, trimmed)
         completed = [
-            np.where((t & (m == 0))[..., None], exact, back)
-            for t, m, exact, back in zip(truth, trimmed, outputs[EXACT], given_back, strict=True)
+            np.where((t & (m == 0))[..., None], out, back)
+            for t, m, out, back in zip(truth, trimmed, outputs[EXACT], given_back, strict=True)
         ]
         rows["oracle: the same, and the missed truth taken from the exact-truth row"] = _scores(
-            cases, completed, [np.where(t, 255, 0).astype(np.uint8) for t in truth])
+            cases, completed, exact)
 
         if args.growths:
-            growths: dict[str, list[Image]] = {}
             for label, knobs in GROWTHS.items():
-                grown = TextDetector(TextDetectorConfig(threads=args.threads, **knobs))
-                growths[label] = []
-                for case in cases:
-                    growths[label].append(grown([case.image])[0].mask)
-                    progress.advance(task)
-                run(label, fill, growths[label])
+                grown = raw  # the shipped detector's masks, found above
+                if knobs:
+                    detect = TextDetector(TextDetectorConfig(threads=args.threads, **knobs))
+                    grown = []
+                    for case in cases:
+                        grown.append(detect([case.image])[0].mask)
+                        progress.advance(task)
+                run(label, fill, grown)
             rows["oracle (fill alone): best growth per image, by PSNR"] = [
                 max((rows[label][i] for label in GROWTHS), key=lambda row: row["psnr_region"])
                 for i in range(len(cases))
