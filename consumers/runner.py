@@ -171,9 +171,7 @@ async def poll_retrying(
             failures += 1
             delay = backoff_delay(failures - 1, cap=cap)
             log.warning(event, error=str(exc), delay_s=round(delay, 3))
-            await _sleep_or_stop(delay, stop)
-            if stop.is_set():
-                return None
+            await _sleep_or_stop(delay, stop)  # poll_or_stop returns None once stop is set
 
 
 @dataclass
