@@ -53,7 +53,7 @@ from train_text_seg import Sampler, backgrounds, fit, save_weights
 
 from processors.inpaint import dilate_mask
 from processors.tensors import Image, Mask, check_image, check_mask
-from processors.text_seg import _conv as conv_bn_relu
+from processors.text_seg import conv_bn_relu
 
 __all__ = ["MaskRefineNet", "RefineSampler", "load_refiner", "main", "refine_masks", "train"]
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from processors.tensors import Image
 
-__all__ = ["STRIDE", "WEIGHTS_FORMAT", "TextSegNet", "load_text_seg", "segment"]
+__all__ = ["STRIDE", "WEIGHTS_FORMAT", "TextSegNet", "conv_bn_relu", "load_text_seg", "segment"]
 
 STRIDE = 16
 """Input sides must be multiples of this (the network downsamples four times)."""
@@ -45,7 +45,7 @@ WIDTHS = (16, 24, 32, 48, 64)
 _MEAN, _STD = 0.5, 0.25
 
 
-def _conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+def conv_bn_relu(cin: int, cout: int, *, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
         nn.BatchNorm2d(cout),
@@ -60,17 +60,17 @@ class TextSegNet(nn.Module):
         super().__init__()
         c0, c1, c2, c3, c4 = widths
         self.widths = tuple(widths)
-        self.stem = _conv(3, c0)
-        self.down1 = nn.Sequential(_conv(c0, c1, stride=2), _conv(c1, c1))
-        self.down2 = nn.Sequential(_conv(c1, c2, stride=2), _conv(c2, c2))
-        self.down3 = nn.Sequential(_conv(c2, c3, stride=2), _conv(c3, c3))
+        self.stem = conv_bn_relu(3, c0)
+        self.down1 = nn.Sequential(conv_bn_relu(c0, c1, stride=2), conv_bn_relu(c1, c1))
+        self.down2 = nn.Sequential(conv_bn_relu(c1, c2, stride=2), conv_bn_relu(c2, c2))
+        self.down3 = nn.Sequential(conv_bn_relu(c2, c3, stride=2), conv_bn_relu(c3, c3))
         self.down4 = nn.Sequential(
-            _conv(c3, c4, stride=2), _conv(c4, c4, dilation=2), _conv(c4, c4, dilation=4)
+            conv_bn_relu(c3, c4, stride=2), conv_bn_relu(c4, c4, dilation=2), conv_bn_relu(c4, c4, dilation=4)
         )
-        self.up3 = _conv(c4 + c3, c3)
-        self.up2 = _conv(c3 + c2, c2)
-        self.up1 = _conv(c2 + c1, c1)
-        self.up0 = _conv(c1 + c0, c0)
+        self.up3 = conv_bn_relu(c4 + c3, c3)
+        self.up2 = conv_bn_relu(c3 + c2, c2)
+        self.up1 = conv_bn_relu(c2 + c1, c1)
+        self.up0 = conv_bn_relu(c1 + c0, c0)
         self.head = nn.Conv2d(c0, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
