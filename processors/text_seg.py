@@ -65,7 +65,9 @@ class TextSegNet(nn.Module):
         self.down2 = nn.Sequential(conv_bn_relu(c1, c2, stride=2), conv_bn_relu(c2, c2))
         self.down3 = nn.Sequential(conv_bn_relu(c2, c3, stride=2), conv_bn_relu(c3, c3))
         self.down4 = nn.Sequential(
-            conv_bn_relu(c3, c4, stride=2), conv_bn_relu(c4, c4, dilation=2), conv_bn_relu(c4, c4, dilation=4)
+            conv_bn_relu(c3, c4, stride=2),
+            conv_bn_relu(c4, c4, dilation=2),
+            conv_bn_relu(c4, c4, dilation=4),
         )
         self.up3 = conv_bn_relu(c4 + c3, c3)
         self.up2 = conv_bn_relu(c3 + c2, c2)
