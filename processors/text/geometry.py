@@ -43,7 +43,8 @@ this (:func:`continues`)."""
 
 @dataclass(frozen=True)
 class Region:
-    """A candidate text region, in working-image pixels."""
+    """A text line's rotated box, in the pixels of the image it was found in (a working image
+    or the input; :func:`rescaled` maps it from one to the other)."""
 
     centre: tuple[float, float]
     """Centre (x, y)."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from processors.tensors import Image, Mask
 from processors.text.config import TextDetectorConfig
@@ -66,35 +67,45 @@ def continued(
         and areas[k] <= _STROKE_FILL * stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT]
     ]
     taken: set[int] = set()
-    extended = []
-    for line in lines:
-        along = np.asarray(line.along)
-        across = np.array([-along[1], along[0]])
-        centre = np.asarray(line.centre)
-        low, high = -line.length / 2, line.length / 2
-        height = line.thickness
-        grown = True
-        while grown:
-            grown = False
-            for k in free:
-                if k in taken or not 0.3 * height <= sizes[k] <= 1.5 * height:
-                    continue
-                offset = centres[k] - centre
-                t, a = float(offset @ along), float(offset @ across)
-                half = sizes[k] / 2
-                if abs(a) > ON_LINE * height / 2:
-                    continue
-                if low - height <= t + half <= low or high <= t - half <= high + height:
-                    taken.add(k)
-                    low, high = min(low, t - half), max(high, t + half)
-                    grown = True
-        middle = centre + along * (low + high) / 2
-        extended.append(
-            Region((float(middle[0]), float(middle[1])), line.along, high - low, height, line.grow)
-        )
+    extended = [_followed(line, free, taken, centres, sizes) for line in lines]
     if taken:
         out[np.isin(labels, sorted(taken))] = 255
     return out, extended
+
+
+def _followed(
+    line: Region,
+    free: list[int],
+    taken: set[int],
+    centres: npt.NDArray[np.float64],
+    sizes: npt.NDArray[np.int32],
+) -> Region:
+    """``line`` followed glyph by glyph: each of the ``free`` glyphs (not yet ``taken``, which
+    it adds to) of about its glyph size, centred on it and at most a line height beyond its
+    current end moves that end, until none does; returns the line reaching as far as it now
+    does."""
+    along = np.asarray(line.along)
+    across = np.array([-along[1], along[0]])
+    centre = np.asarray(line.centre)
+    low, high = -line.length / 2, line.length / 2
+    height = line.thickness
+    grown = True
+    while grown:
+        grown = False
+        for k in free:
+            if k in taken or not 0.3 * height <= sizes[k] <= 1.5 * height:
+                continue
+            offset = centres[k] - centre
+            t, a = float(offset @ along), float(offset @ across)
+            half = sizes[k] / 2
+            if abs(a) > ON_LINE * height / 2:
+                continue
+            if low - height <= t + half <= low or high <= t - half <= high + height:
+                taken.add(k)
+                low, high = min(low, t - half), max(high, t + half)
+                grown = True
+    middle = centre + along * (low + high) / 2
+    return Region((float(middle[0]), float(middle[1])), line.along, high - low, height, line.grow)
 
 
 def symbols(
