@@ -31,8 +31,8 @@ background is locally a plane in colour. :func:`complete_on_smooth`:
 Hand-written: no library in the project's dependencies fits a local polynomial to the known
 pixels of a masked image (OpenCV's and scikit-image's inpainting fill the mask, they do not
 test the pixels outside it), and the weighted moments are six Gaussian blurs per pass. On the
-seeded quality corpus it adds pixels on renders only (seed 2: render_radial's watermark,
-recall 0.959 -> 1.000; docs/models.md).
+quality corpus (``bench/quality.py``) it adds pixels on the renders only: every photo's grain
+fails the smoothness test of step 1, so photos keep the mask they had.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ from processors.text import (
     TextResult,
     find_model_dir,
 )
+from processors.text import detector as detector_module
+from processors.text.dbnet import db_regions
+from processors.text.geometry import Region, continues
+from processors.text.segmented import SegmenterPass
+from processors.text.shapes import glyph_sized, is_circle, joined_or_centred, on_line, touching
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +159,7 @@ def test_db_post_processing_matches_reference_geometry(detector):
     rotation = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     polygon = np.round(corners @ rotation.T + 160).astype(np.int32)
     cv2.fillPoly(prob, [polygon], 0.9)
-    (region,) = detector._regions(prob)
+    (region,) = db_regions(detector.config, prob)
     grow = 120 * 24 * 1.6 / (2 * (120 + 24))
     assert region.centre == pytest.approx((160, 160), abs=1.0)
     assert region.length == pytest.approx(120 + 2 * grow, abs=3.0)
@@ -217,7 +222,7 @@ def test_a_pill_label_is_masked_to_its_round_ends(detector, photo, overlay):
     )
     (result,) = detector([scene.image])
     # The columns across the round ends are mostly not the label's colour; they are masked
-    # with it all the same (without that, 0.991 of what was drawn).
+    # with it all the same.
     assert overlay.recall(result.mask, scene.touched) >= 0.998
 
 
@@ -253,12 +258,12 @@ def test_ring_test_tells_a_copyright_sign_from_blobs():
     cv2.circle(disc, (15, 15), 14, 1, -1)
     square = np.zeros((30, 30), np.uint8)
     cv2.rectangle(square, (1, 1), (28, 28), 1, 3)
-    assert text_module._is_circle(ring(32))
-    assert text_module._is_circle(ring(48))
-    assert not text_module._is_circle(disc)  # solid: a blob, not a ring
-    assert not text_module._is_circle(square)  # hollow but square
-    assert not text_module._is_circle(np.ones((10, 30), np.uint8))  # not round
-    assert not text_module._is_circle(ring(6))  # too small to judge
+    assert is_circle(ring(32))
+    assert is_circle(ring(48))
+    assert not is_circle(disc)  # solid: a blob, not a ring
+    assert not is_circle(square)  # hollow but square
+    assert not is_circle(np.ones((10, 30), np.uint8))  # not round
+    assert not is_circle(ring(6))  # too small to judge
 
 
 def test_on_line_drops_segmented_background_beside_a_line():
@@ -266,13 +271,13 @@ def test_on_line_drops_segmented_background_beside_a_line():
     for x in range(10, 190, 25):  # eight 14 x 20 "letters" on a level line
         glyphs[30:50, x : x + 14] = True
     glyphs[62:78, 60:72] = True  # background edge below the line, joined to the group
-    kept = text_module._on_line(glyphs, (1.0, 0.0))
+    kept = on_line(glyphs, (1.0, 0.0))
     assert kept[30:50].sum() == glyphs[30:50].sum()
     assert not kept[62:78].any()
     # A group of one region is kept whole (there is no line to judge it by).
     single = np.zeros((40, 40), np.bool_)
     single[5:30, 5:30] = True
-    assert np.array_equal(text_module._on_line(single, (1.0, 0.0)), single)
+    assert np.array_equal(on_line(single, (1.0, 0.0)), single)
 
 
 def test_on_line_is_not_pulled_by_one_large_blob_beside_the_line():
@@ -285,7 +290,7 @@ def test_on_line_is_not_pulled_by_one_large_blob_beside_the_line():
         glyphs[70:102, x : x + 24] = True
     glyphs[62:79, 200:260] = True
     glyphs[31:49, 20:160] = True
-    kept = text_module._on_line(glyphs, (1.0, 0.0))
+    kept = on_line(glyphs, (1.0, 0.0))
     assert kept[79:102].sum() == glyphs[79:102].sum()
     assert kept[62:79, 200:260].all()
     assert not kept[31:49].any()
@@ -297,38 +302,37 @@ def test_touching_keeps_whole_regions_that_reach_the_limit():
     ink[25:35, 40:55] = True  # a blob outside it
     allowed = np.zeros_like(ink)
     allowed[0:8, 0:60] = True
-    kept = text_module._touching(ink, allowed)
+    kept = touching(ink, allowed)
     assert kept[5:15, 5:25].all()  # whole, not cut at the limit's edge
     assert not kept[25:35, 40:55].any()
-    assert not text_module._touching(np.zeros_like(ink), allowed).any()
+    assert not touching(np.zeros_like(ink), allowed).any()
 
 
 def test_hysteresis_keeps_what_touches_or_sits_on_the_line():
-    line = text_module._Region((100.0, 40.0), (1.0, 0.0), 180.0, 20.0, 0.0)
+    line = Region((100.0, 40.0), (1.0, 0.0), 180.0, 20.0, 0.0)
     strong = np.zeros((80, 200), np.bool_)
     strong[30:50, 20:34] = True  # a glyph already chosen
     weak = np.zeros_like(strong)
     weak[30:50, 30:44] = True  # touches it: the rest of a letter
     weak[32:48, 100:112] = True  # a letter on the axis, apart from the rest
     weak[44:78, 150:153] = True  # an edge crossing the box, its centre well below the axis
-    kept = text_module._joined_or_centred(weak, strong, [line])
+    kept = joined_or_centred(weak, strong, [line])
     assert kept[30:50, 30:44].all()
     assert kept[32:48, 100:112].all()
     assert not kept[44:78, 150:153].any()
     # A region on the axis but beyond the line's end is not the line's.
     beyond = np.zeros_like(strong)
     beyond[32:48, 192:198] = True
-    assert not text_module._joined_or_centred(beyond, strong, [line]).any()
+    assert not joined_or_centred(beyond, strong, [line]).any()
 
 
-def test_a_line_the_segmenter_does_not_see_keeps_its_ink(captioned, monkeypatch):
+def test_a_line_the_segmenter_does_not_see_keeps_its_ink(detector, captioned, monkeypatch):
     # Text the segmenter was not trained on (another script, an odd face): it sees nothing
     # there, and the limit must not erase what the detector and the recognizer found.
-    blind = TextDetector()
     monkeypatch.setattr(
-        blind, "_ink_limit", lambda prob, image: np.zeros(image.shape[:2], np.uint8)
+        detector_module, "ink_limit", lambda cfg, prob, image: np.zeros(image.shape[:2], np.uint8)
     )
-    (result,) = blind([captioned.image])
+    (result,) = detector([captioned.image])
     (unlimited,) = TextDetector(TextDetectorConfig(ink_reach=0))([captioned.image])
     assert result.found
     assert np.array_equal(result.mask, unlimited.mask)
@@ -345,15 +349,15 @@ def test_a_copyright_sign_before_a_line_only_dbnet_found_is_masked(detector):
     sign = cv2.resize(big, (300, 200), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     luma = (1 - 0.45 * sign) * (120 + grey) + 0.45 * sign * 255
     image = np.repeat(np.clip(luma, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    line = text_module._Region((200.0, 100.0), (1.0, 0.0), 120.0, 40.0, 0.0)
+    line = Region((200.0, 100.0), (1.0, 0.0), 120.0, 40.0, 0.0)
     prob = np.zeros((200, 300), np.float32)
-    mask, _ = detector._segment(image, prob, 1.0, [line])
+    mask, _ = SegmenterPass(detector.config, detector._read)(image, prob, 1.0, [line])
     drawn = sign > 0.5
     assert np.count_nonzero(mask[drawn]) >= 0.95 * np.count_nonzero(drawn)
     assert mask[100, 80] == 0  # the hole inside the "c"
     assert not mask[:, 120:].any()  # nothing else
-    without = TextDetector(TextDetectorConfig(rings=False))
-    assert not without._segment(image, prob, 1.0, [line])[0].any()
+    without = SegmenterPass(TextDetectorConfig(rings=False), detector._read)
+    assert not without(image, prob, 1.0, [line])[0].any()
 
 
 def test_finds_rotated_watermark_on_plain_background(detector, smooth, overlay):
@@ -460,20 +464,14 @@ def test_module_exports():
 
 
 def test_a_segmented_group_continues_a_line_only_along_and_beyond_it():
-    line = text_module._Region((100.0, 50.0), (1.0, 0.0), 60.0, 20.0, 0.0)
-    group = text_module._Region((140.0, 52.0), (1.0, 0.0), 150.0, 24.0, 0.0)
-    assert text_module._continues(group, line)
+    line = Region((100.0, 50.0), (1.0, 0.0), 60.0, 20.0, 0.0)
+    group = Region((140.0, 52.0), (1.0, 0.0), 150.0, 24.0, 0.0)
+    assert continues(group, line)
     # Turned 20 degrees, off the group's axis, or no longer than the line by a thickness.
     turned = (math.cos(math.radians(20)), math.sin(math.radians(20)))
-    assert not text_module._continues(
-        text_module._Region((140.0, 52.0), turned, 150.0, 24.0, 0.0), line
-    )
-    assert not text_module._continues(
-        text_module._Region((140.0, 80.0), (1.0, 0.0), 150.0, 24.0, 0.0), line
-    )
-    assert not text_module._continues(
-        text_module._Region((110.0, 50.0), (1.0, 0.0), 80.0, 24.0, 0.0), line
-    )
+    assert not continues(Region((140.0, 52.0), turned, 150.0, 24.0, 0.0), line)
+    assert not continues(Region((140.0, 80.0), (1.0, 0.0), 150.0, 24.0, 0.0), line)
+    assert not continues(Region((110.0, 50.0), (1.0, 0.0), 80.0, 24.0, 0.0), line)
 
 
 def test_glyph_sized_drops_letters_joined_to_an_edge():
@@ -481,9 +479,9 @@ def test_glyph_sized_drops_letters_joined_to_an_edge():
     for x in range(10, 170, 20):
         mask[10:22, x : x + 8] = True  # eight letters, 12 px, most of the ink
     mask[10:30, 175:195] = True  # a letter joined to a background edge: 20 px
-    kept = text_module._glyph_sized(mask, 1.5)
+    kept = glyph_sized(mask, 1.5)
     assert np.array_equal(kept[:, :170], mask[:, :170])
     assert not kept[:, 170:].any()
     one = np.zeros((40, 200), bool)
     one[5:35, 100:190] = True
-    assert np.array_equal(text_module._glyph_sized(one, 1.5), one)  # one part: nothing to compare
+    assert np.array_equal(glyph_sized(one, 1.5), one)  # one part: nothing to compare
