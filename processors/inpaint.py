@@ -2,7 +2,8 @@
 
 Methods (``InpaintConfig.method``):
 
-- ``patch`` (default): our own coarse-to-fine synthesis in torch, on the configured device.
+- ``patch`` (default, :mod:`processors.inpaint_patch`): our own coarse-to-fine synthesis in
+  torch, on the configured device.
   Structure: a smooth fill (push-pull pyramid with Jacobi relaxation of Laplace's equation,
   then conjugate-gradient steps towards the biharmonic, thin-plate solution, which continues
   gradients and shading across the hole). Texture: multi-scale PatchMatch (random init,
@@ -266,7 +267,8 @@ class Inpainter:
     """Fill masked regions, changing nothing outside the grown mask."""
 
     version: str = "inpaint-patch-2"
-    """Goes into result events; names the method (``inpaint-telea-1``, ``inpaint-ns-1``,
+    """Goes into result events; names the method and its variant (``inpaint-patch-2``,
+    ``inpaint-patch-1`` with ``thin=0``, ``inpaint-telea-1``, ``inpaint-ns-1``,
     ``inpaint-torchscript-<sha256 prefix of the model file>``)."""
 
     def __init__(self, config: InpaintConfig | None = None) -> None:
@@ -283,7 +285,8 @@ class Inpainter:
                 self.config.model, self.config.device
             )
         else:
-            # patch-2: thin holes on a textured background take the frequency-selective fill.
+            # The patch method with the frequency-selective fill of thin holes is ``-2``; every
+            # other method, and patch with ``thin=0``, is ``-1``.
             revision = 2 if self.config.method == "patch" and self.config.thin > 0 else 1
             self.version = f"inpaint-{self.config.method}-{revision}"
 
