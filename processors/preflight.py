@@ -40,15 +40,14 @@ stage reports every reason that applies (an image can be both tiny and blank)::
           grey std < blank_std                         -> BLANK_IMAGE
           edge sharpness < blur_threshold              -> TOO_BLURRY (not reported for blanks)
 
-Blur measure
-------------
-:func:`edge_sharpness` estimates how blurred the image's sharper edges are, on a grey copy
-shrunk so its long side is at most 512 px (so the figure does not depend on resolution). It
-re-blurs the image with a Gaussian of sigma ``s = 3`` and compares gradient magnitudes at the
-re-blurred image's edge maxima. For a step edge already blurred by sigma ``b`` that ratio is
-``R = sqrt(b**2 + s**2) / b``, independent of the edge's contrast, so
-``sharpness = sqrt(R**2 - 1) / s = 1 / b`` (in 1/px at the 512-px scale). The 75th percentile
-over edges is used, so a photo with a sharp product and a soft background passes.
+Modules
+-------
+:mod:`processors.preflight_policy` holds the policy and the report,
+:mod:`processors.preflight_formats` what a container says before decoding,
+:mod:`processors.preflight_run` the ladder for one input and
+:mod:`processors.preflight_sharpness` the blur measure (:func:`edge_sharpness`: ``1 / sigma``
+of the sharper edges' Gaussian blur, at a 512-px scale). This module re-exports their public
+names.
 
 Warnings
 --------

@@ -260,6 +260,7 @@ class Unblender:
     """
 
     version = "unblend-5"
+    """Goes into result events (the models that touched an image)."""
 
     def __init__(
         self,
@@ -272,6 +273,8 @@ class Unblender:
     def __call__(
         self, images: Sequence[Image], regions: Sequence[Mask], fills: Sequence[Image]
     ) -> list[Image]:
+        """The passes: per image, overlays then ink (:meth:`_one`); the refill of every image
+        in one batch; then the texture check of each part meant for the refill."""
         if not len(images) == len(regions) == len(fills):
             raise ValueError(
                 f"Unblender: got {len(images)} images, {len(regions)} regions and {len(fills)}"
