@@ -414,6 +414,7 @@ def test_patch_beats_opencv_on_an_object_mask(blob_on_photo):
     assert scores["patch"][1] > scores["telea"][1]
 
 
+@pytest.mark.slow
 def test_thin_holes_on_photos_take_the_frequency_selective_fill(photo, overlay):
     # Stroke-wide holes on textured photos (timestamps, a watermark, masks grown 1 px): on
     # average OpenCV's FSR carries texture and edges across them with less error than the
