@@ -137,11 +137,11 @@ class UnblendConfig:
     """Rounds of coverage estimate and recovery."""
     max_texture: float = 4.0
     """Most :func:`processors.quality.texture_ratio` of a recovered part (its detail over the
-    detail around it): above it the "overlay" was opaque text whose colours happened to line
-    up (a white caption with a dark outline), and solving for the background put the text
-    back; such a part keeps the fill. Overlays recovered correctly measure 0.2-3.0 on the
-    quality corpus (``bench/quality.py``); an outlined caption put back measures tens (26.8 on
-    one of ``make demo``'s samples)."""
+    detail around it): above it the "overlay" is opaque text whose colours happen to line up
+    (a white caption with a dark outline), and solving for the background puts the text back;
+    such a part keeps the fill. Overlays recovered correctly measure 0.2-3.0 on the quality
+    corpus (``bench/quality.py``); an outlined caption put back measures tens (26.8 for one
+    of the demo's samples)."""
     search: bool = True
     """Where the closed-form colour (:func:`estimate_overlay`) fails the gate, search the grey
     axis for the colour with the sharpest opacity peak (:func:`search_overlay`), held to the
