@@ -1,4 +1,4 @@
-"""The one boundary between decoded images and tensors, and the one input-check helper.
+"""The one boundary between decoded images and tensors, and the input-check helpers.
 
 Decoded images are HWC ``uint8`` RGB numpy arrays. Tensors are ``float32`` BCHW in ``[0, 1]``.
 Colour order and dtype are enforced here, in code, so no processor re-checks them.
@@ -17,6 +17,7 @@ __all__ = [
     "Mask",
     "check_image",
     "check_mask",
+    "check_range",
     "check_tensor",
     "from_tensor",
     "to_tensor",
@@ -68,6 +69,19 @@ def check_mask(mask: object, shape: tuple[int, int], name: str = "mask") -> Mask
     if mask.dtype != np.uint8:
         raise ValueError(f"{name}: expected dtype uint8 or bool, got {mask.dtype}.")
     return np.where(mask > 127, np.uint8(255), np.uint8(0)).astype(np.uint8)
+
+
+def check_range(
+    owner: str, name: str, value: float, low: float, high: float | None = None, unit: str = ""
+) -> None:
+    """Raise a ValueError naming ``owner``'s knob ``name`` unless ``low <= value`` (and
+    ``value <= high`` when ``high`` is given); ``unit`` (e.g. ``" px"``) follows the bound in
+    the message."""
+    if high is None:
+        if not value >= low:
+            raise ValueError(f"{owner}: {name} must be >= {low:g}{unit}, got {value}.")
+    elif not low <= value <= high:
+        raise ValueError(f"{owner}: {name} must be in [{low:g}, {high:g}]{unit}, got {value}.")
 
 
 def check_tensor(tensor: object, channels: int = 3, name: str = "tensor") -> torch.Tensor:

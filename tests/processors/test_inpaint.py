@@ -25,8 +25,10 @@ from processors.inpaint import (
     load_torchscript_inpainter,
     trim_text_mask,
 )
+from processors.inpaint_patch import pyramid_depth, smooth_fill
 from processors.quality import psnr, ssim
 from processors.text import TextDetector
+from processors.trim import box_around, texture_level
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -136,6 +138,21 @@ def test_bad_input(inpainter, captioned):
 )
 def test_bad_config(knobs):
     with pytest.raises(ValueError, match="InpaintConfig"):
+        InpaintConfig(**knobs)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"radius": 0}, "radius must be >= 1 px, got 0"),
+        ({"texture": 1.5}, r"texture must be in \[0, 1\], got 1.5"),
+        ({"thin_texture": -1}, "thin_texture must be >= 0 levels, got -1"),
+        ({"patch_size": 4}, "patch_size must be odd and >= 3, got 4"),
+        ({"margin": 2}, r"margin must be >= patch_size \(7\) px, got 2"),
+    ],
+)
+def test_bad_config_names_the_knob_and_its_range(knobs, message):
+    with pytest.raises(ValueError, match=f"^InpaintConfig: {message}"):
         InpaintConfig(**knobs)
 
 
@@ -397,6 +414,7 @@ def test_patch_beats_opencv_on_an_object_mask(blob_on_photo):
     assert scores["patch"][1] > scores["telea"][1]
 
 
+@pytest.mark.slow
 def test_thin_holes_on_photos_take_the_frequency_selective_fill(photo, overlay):
     # Stroke-wide holes on textured photos (timestamps, a watermark, masks grown 1 px): on
     # average OpenCV's FSR carries texture and edges across them with less error than the
@@ -601,3 +619,57 @@ def test_torchscript_loads_in_a_worker_process(mean_fill):
     )
     _, expected = load_torchscript_inpainter(mean_fill)
     assert result.stdout.split() == [expected, "100"]
+
+
+# -- the named passes, on tiny synthetic images with known answers ------------------------------
+
+
+def test_smooth_fill_continues_a_linear_ramp_exactly():
+    """A linear ramp is harmonic and biharmonic: the membrane and thin-plate fill restore it,
+    and the known pixels are kept as they are."""
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    ramp = torch.stack([0.2 + 0.01 * xs + 0.005 * ys, 0.5 - 0.004 * xs, 0.1 + 0.006 * ys])
+    hole = torch.zeros(32, 32, dtype=torch.bool)
+    hole[12:20, 10:22] = True
+    out = smooth_fill(ramp * ~hole, hole)
+    np.testing.assert_allclose(out.numpy(), ramp.numpy(), atol=1e-5)
+    assert torch.equal(out[:, ~hole], ramp[:, ~hole])
+
+
+@pytest.mark.parametrize(
+    ("thickness", "shape", "levels"),
+    [
+        (2.0, (400, 400), 0),  # already thinner than a patch
+        (20.0, (400, 400), 2),  # halved until about a patch thick (20 -> 10 -> 5)
+        (100.0, (60, 60), 1),  # a level must hold a few patches of context
+        (1e6, (100_000, 100_000), 6),  # never deeper than 6 levels
+    ],
+)
+def test_pyramid_depth(thickness, shape, levels):
+    assert pyramid_depth(thickness, shape, 7) == levels
+
+
+def test_box_around_grows_and_clips():
+    mask = np.zeros((10, 10), bool)
+    mask[2, 3] = True
+    assert box_around(mask, 2) == (slice(0, 5), slice(1, 6))
+    assert box_around(mask, 5) == (slice(0, 8), slice(0, 9))
+
+
+def test_texture_level_of_stripes():
+    """Columns alternating 0 and 10: the sides above and below hold a same-coloured pixel (0),
+    the sides left and right only the other colour (10), so the level is 5 everywhere inside;
+    on a flat image it is 0."""
+    stripes = np.zeros((20, 20, 3), np.int16)
+    stripes[:, 1::2] = 10
+    known = np.ones((20, 20), bool)
+    np.testing.assert_allclose(texture_level(stripes, known)[5:-5, 5:-5], 5.0)
+    assert not texture_level(np.full((20, 20, 3), 7, np.int16), known).any()
+
+
+def test_trim_peels_a_grown_mask_back_to_the_ink_on_a_flat_background():
+    image = np.full((40, 40, 3), 100, np.uint8)
+    ink = np.zeros((40, 40), np.uint8)
+    ink[15:25, 12:30] = 255
+    image[ink > 0] = 0
+    assert np.array_equal(trim_text_mask(image, dilate_mask(ink, 3)), ink)

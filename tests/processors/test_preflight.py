@@ -27,6 +27,7 @@ from processors.preflight import (
     PreflightResult,
     edge_sharpness,
 )
+from processors.preflight_formats import claimed_format, cut_short
 from schemas.reasons import ReasonCode
 
 R = ReasonCode
@@ -994,3 +995,58 @@ def test_report_is_json_serialisable(preflight: Preflight) -> None:
         "sharpness",
         "std",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Named steps on tiny inputs with known answers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "claimed"),
+    [
+        (b"\xff\xd8\xff\xe0" + bytes(20), "JPEG"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(20), "PNG"),
+        (b"GIF89a" + bytes(20), "GIF"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "WEBP"),
+        (b"II*\x00" + bytes(20), "TIFF"),
+        (b"MM\x00*" + bytes(20), "TIFF"),
+        (b"BM" + bytes(12) + (40).to_bytes(4, "little"), "BMP"),
+        (b"BM" + bytes(12) + (41).to_bytes(4, "little"), None),  # no such info header
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", None),
+        (b"%!PS-Adobe-3.0 EPSF-3.0", None),
+        (b"", None),
+    ],
+)
+def test_claimed_format_reads_the_magic_bytes(head: bytes, claimed: str | None) -> None:
+    assert claimed_format(head) == claimed
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "short"),
+    [
+        (b"\xff\xd8\xff\xda scan \xff\xd9", "JPEG", False),
+        (b"\xff\xd8\xff\xda scan", "JPEG", True),
+        (b"\xff\xd8\xff\xd9\xff\xda scan", "MPO", True),  # the end marker must follow the scan
+        (b"\x89PNG IHDR IDAT IEND", "PNG", False),
+        (b"\x89PNG IHDR IDAT", "PNG", True),
+        (b"GIF89a ... ;\x00\x00", "GIF", False),
+        (b"GIF89a ...", "GIF", True),
+        (b"RIFF" + (8).to_bytes(4, "little") + b"WEBPVP8 ", "WEBP", False),
+        (b"RIFF" + (100).to_bytes(4, "little") + b"WEBPVP8 ", "WEBP", True),
+        (b"II*\x00", "TIFF", None),  # a TIFF cannot tell
+    ],
+)
+def test_cut_short_reads_the_container(data: bytes, fmt: str, short: bool | None) -> None:
+    assert cut_short(data, fmt) is short
+
+
+@pytest.mark.parametrize("sigma", [2.0, 3.0, 5.0])
+def test_sharpness_of_blurred_steps_is_one_over_their_sigma(sigma: float) -> None:
+    """Step edges blurred by a Gaussian of ``sigma`` px measure ``1 / sigma`` whatever their
+    contrast (a 200-level step and a 100-level one here), within the Sobel's discretisation."""
+    steps = np.zeros((256, 256), np.float32)
+    steps[:, 128:] = 200
+    steps[64:192, 40:90] = 100
+    grey = np.clip(np.rint(cv2.GaussianBlur(steps, (0, 0), sigma)), 0, 255).astype(np.uint8)
+    assert edge_sharpness(grey) == pytest.approx(1 / sigma, rel=0.06)

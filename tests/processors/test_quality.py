@@ -78,8 +78,9 @@ def test_ssim_identical_is_one(astronaut):
 
 
 def test_ssim_outside_an_edit_is_never_above_one(astronaut):
-    # Float rounding in the SSIM map put 1.0000000000000009 into result events: the mean over
-    # the pixels an edit left alone, beside the windows it changed, rounds a hair above 1.
+    # Unclamped, float rounding in the SSIM map can make the mean over the pixels an edit left
+    # alone, beside the windows it changed, a hair above 1 (1.0000000000000009); the result
+    # events must never report more than 1.
     rng = np.random.default_rng(7)
     scores = []
     for _ in range(8):

@@ -14,12 +14,18 @@ import pytest
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask
 from processors.quality import psnr
 from processors.unblend import (
+    Ink,
+    Overlay,
     UnblendConfig,
     Unblender,
+    _pieces,
+    _sized_parts,
     estimate_ink,
     estimate_overlay,
     search_overlay,
 )
+from processors.unblend_ink import recover_ink
+from processors.unblend_overlay import adopts, recover_overlay
 
 GAIN = 3.0
 """dB by which un-blending must beat the fill inside a watermark's mask on a photo (measured:
@@ -367,3 +373,106 @@ def test_a_stricter_gate_leaves_the_fill(coffee_mark):
     stricter = UnblendConfig(min_peak=0.99, ink_min_share=0.99)
     (out,) = Unblender(stricter)([scene.image], [region], [filled])
     assert np.array_equal(out, filled)
+
+
+# -- the named passes, on tiny synthetic images with known answers ------------------------------
+
+
+def _white_overlay_on_a_ramp(alpha=0.4):
+    """A smooth colour ramp (the background, known exactly) under a white overlay of opacity
+    ``alpha`` over a 20 x 30 block (full coverage): float image, background and the block."""
+    ys, xs = np.mgrid[0:60, 0:80]
+    background = np.stack([20 + 2 * xs, 60 + ys, np.full_like(xs, 100)], axis=2).astype(float)
+    part = np.zeros((60, 80), bool)
+    part[20:40, 25:55] = True
+    image = np.where(part[..., None], (1 - alpha) * background + alpha * 255.0, background)
+    return image, background, part
+
+
+def test_estimate_overlay_reads_colour_and_opacity_exactly():
+    image, background, part = _white_overlay_on_a_ramp()
+    found = estimate_overlay(image, background, part)
+    assert found == Overlay(255.0, 0.4, 1.0, 0.0)
+
+
+def test_recover_overlay_solves_the_background_exactly():
+    image, background, part = _white_overlay_on_a_ramp()
+    recovered = recover_overlay(image, background, part, Overlay(255.0, 0.4, 1.0, 0.0), 1)
+    np.testing.assert_allclose(recovered, background, atol=1e-9)
+
+
+def test_adopts_needs_the_same_peak_and_lines_that_meet():
+    image, background, part = _white_overlay_on_a_ramp()
+    white = Overlay(255.0, 0.4, 1.0, 0.0)
+    assert adopts(image, background, part, white, min_peak=0.25, max_line_distance=40.0)
+    # Another opacity: the ratios do not peak there.
+    fainter = white._replace(alpha=0.2)
+    assert not adopts(image, background, part, fainter, min_peak=0.25, max_line_distance=40.0)
+    # Mid grey: with no peak asked for, the lines decide; they meet at white, and pass about
+    # 11 levels from mid grey (the ramp's colours lie near the grey axis).
+    grey = Overlay(128.0, 0.4, 1.0, 0.0)
+    assert adopts(image, background, part, white, min_peak=0.0, max_line_distance=5.0)
+    assert not adopts(image, background, part, grey, min_peak=0.0, max_line_distance=5.0)
+
+
+def test_unblender_recovers_an_overlay_on_a_ramp_to_within_rounding():
+    image, background, part = _white_overlay_on_a_ramp()
+    observed = np.rint(image).astype(np.uint8)
+    clean = background.astype(np.uint8)
+    region = np.where(part, np.uint8(255), np.uint8(0))
+    (out,) = Unblender()([observed], [region], [clean])
+    # The input rounds to whole levels; solving divides that error by 1 - alpha (< 1 level).
+    assert np.abs(out.astype(int) - clean).max() <= 1
+
+
+def _antialiased_line(coverage=0.2):
+    """A flat background with a 30 px line of orange ink: two rows of opaque core, and an edge
+    row above and below at ``coverage``. Float crop, background colour, ink colour, the line's
+    pixels and its core."""
+    background = np.array([40.0, 80.0, 120.0])
+    ink = np.array([255.0, 160.0, 20.0])
+    crop = np.tile(background, (20, 40, 1))
+    inside = np.zeros((20, 40), bool)
+    inside[8:12, 5:35] = True
+    core = np.zeros_like(inside)
+    core[9:11, 5:35] = True
+    crop[inside] = (1 - coverage) * background + coverage * ink
+    crop[core] = ink
+    return crop, background, ink, inside, core
+
+
+def test_estimate_ink_reads_the_opaque_cores_colour():
+    crop, background, _, inside, _ = _antialiased_line()
+    found = estimate_ink(crop, np.tile(background, (20, 40, 1)), inside)
+    assert found == Ink((255.0, 160.0, 20.0), 1.0, None, 0.0)
+
+
+def test_recover_ink_unmixes_the_edge_and_leaves_the_core():
+    crop, background, ink, inside, core = _antialiased_line()
+    tolerance = np.full(inside.shape, 2.0, np.float32)
+    solved, values, unexplained = recover_ink(
+        crop, ~inside, inside, ink, tolerance, UnblendConfig()
+    )
+    edge = inside & ~core
+    assert solved[edge].all()
+    assert not solved[core].any()
+    assert unexplained == 0
+    np.testing.assert_allclose(values[edge], np.broadcast_to(background, values[edge].shape),
+                               atol=1e-4)
+
+
+def test_pieces_cut_a_band_into_squares():
+    band = np.zeros((10, 50), bool)
+    band[3:7, 5:45] = True  # 4 px thick: pieces of the least length, 8 px
+    pieces = _pieces(band)
+    assert [int(np.flatnonzero(p.any(axis=0))[0]) for p in pieces] == [5, 13, 21, 29, 37]
+    assert np.array_equal(np.logical_or.reduce(pieces), band)
+
+
+def test_sized_parts_skip_specks():
+    mask = np.zeros((20, 20), bool)
+    mask[0:2, 0:2] = True
+    mask[10:20, 10:15] = True
+    ((part, area),) = _sized_parts(mask, 10)
+    assert area == 50
+    assert part[10:20, 10:15].all()
