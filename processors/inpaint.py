@@ -140,7 +140,7 @@ class InpaintConfig:
     def __post_init__(self) -> None:
         self._check_method()
         for name, low, high, unit in _BOUNDS:
-            check_range("InpaintConfig", name, getattr(self, name), low, high, unit)
+            check_range(f"InpaintConfig: {name}", getattr(self, name), low, high, unit=unit)
         if self.patch_size < 3 or self.patch_size % 2 == 0:
             raise ValueError(
                 f"InpaintConfig: patch_size must be odd and >= 3, got {self.patch_size}."

@@ -72,16 +72,44 @@ def check_mask(mask: object, shape: tuple[int, int], name: str = "mask") -> Mask
 
 
 def check_range(
-    owner: str, name: str, value: float, low: float, high: float | None = None, unit: str = ""
+    name: str,
+    value: float,
+    low: float | None,
+    high: float | None = None,
+    ends: str = "[]",
+    *,
+    unit: str = "",
+    bound_names: tuple[str | None, str | None] = (None, None),
 ) -> None:
-    """Raise a ValueError naming ``owner``'s knob ``name`` unless ``low <= value`` (and
-    ``value <= high`` when ``high`` is given); ``unit`` (e.g. ``" px"``) follows the bound in
-    the message."""
+    """Raise :class:`ValueError` naming ``name``, ``value`` and the range unless ``value`` lies
+    between ``low`` and ``high`` (``None``: unbounded), each end included where ``ends`` (in
+    interval notation: ``"[]"``, ``"[)"``, ``"(]"``, ``"()"``) says so. NaN is never in range.
+    ``unit`` (e.g. ``" px"``) follows the range in the message; ``bound_names`` names the knobs
+    that the ends come from, if any.
+
+    The one range check of the processors' configs: each config declares its knobs' ranges in
+    a table and runs this over it, instead of a ladder of ``if``s."""
+    closed_low, closed_high = ends[0] == "[", ends[1] == "]"
+    above = low is None or (value >= low if closed_low else value > low)
+    below = high is None or (value <= high if closed_high else value < high)
+    if above and below:
+        return
+    low_text, high_text = (
+        _bound_text(bound) if knob is None else f"{knob} = {_bound_text(bound)}"
+        for bound, knob in zip((low, high), bound_names, strict=True)
+    )
     if high is None:
-        if not value >= low:
-            raise ValueError(f"{owner}: {name} must be >= {low:g}{unit}, got {value}.")
-    elif not low <= value <= high:
-        raise ValueError(f"{owner}: {name} must be in [{low:g}, {high:g}]{unit}, got {value}.")
+        accepted = f"{'>=' if closed_low else '>'} {low_text}"
+    elif low is None:
+        accepted = f"{'<=' if closed_high else '<'} {high_text}"
+    else:
+        accepted = f"in {ends[0]}{low_text}, {high_text}{ends[1]}"
+    raise ValueError(f"{name} must be {accepted}{unit}, got {value}.")
+
+
+def _bound_text(bound: float | None) -> str:
+    """A range's end as the message shows it (``0.0`` as ``0``)."""
+    return "" if bound is None else f"{bound:g}"
 
 
 def check_tensor(tensor: object, channels: int = 3, name: str = "tensor") -> torch.Tensor:

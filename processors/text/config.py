@@ -1,7 +1,8 @@
 """The text detector's knobs (:class:`TextDetectorConfig`) and the ranges each accepts.
 
 The ranges are declared in one table (:data:`RANGES`) and checked by one helper
-(:func:`check_range`), whose error names the knob, the value it got and the range it accepts.
+(:func:`processors.tensors.check_range`), whose error names the knob, the value it got and the
+range it accepts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["MAX_REACH", "RANGES", "Bound", "TextDetectorConfig", "check_range"]
+from processors.tensors import check_range
+
+__all__ = ["MAX_REACH", "RANGES", "Bound", "TextDetectorConfig"]
 
 MAX_REACH = 8
 """Most px the ink of a region is grown by: the quality benchmark counts a mask pixel within
@@ -53,37 +56,6 @@ RANGES: tuple[tuple[str, Bound, Bound, str], ...] = (
 )
 """Each numeric knob's accepted range: ``(name, low, high, ends)``, where ``ends`` says which
 ends are included, in interval notation (``"[]"``, ``"[)"``, ``"(]"`` or ``"()"``)."""
-
-
-def check_range(
-    name: str,
-    value: float,
-    low: float | None,
-    high: float | None,
-    ends: str = "[]",
-    *,
-    bound_names: tuple[str | None, str | None] = (None, None),
-) -> None:
-    """Raise :class:`ValueError` naming ``name``, ``value`` and the range unless ``value`` lies
-    between ``low`` and ``high`` (``None``: unbounded), each end included where ``ends`` (in
-    interval notation: ``"[]"``, ``"[)"``, ``"(]"``, ``"()"``) says so. ``bound_names`` names
-    the knobs that the ends come from, if any, for the message."""
-    closed_low, closed_high = ends[0] == "[", ends[1] == "]"
-    above = low is None or (value >= low if closed_low else value > low)
-    below = high is None or (value <= high if closed_high else value < high)
-    if above and below:
-        return
-    low_text, high_text = (
-        str(bound) if knob is None else f"{knob} = {bound}"
-        for bound, knob in zip((low, high), bound_names, strict=True)
-    )
-    if high is None:
-        accepted = f"{'>=' if closed_low else '>'} {low_text}"
-    elif low is None:
-        accepted = f"{'<=' if closed_high else '<'} {high_text}"
-    else:
-        accepted = f"in {ends[0]}{low_text}, {high_text}{ends[1]}"
-    raise ValueError(f"{name} must be {accepted}, got {value}.")
 
 
 @dataclass(frozen=True, kw_only=True)
