@@ -89,7 +89,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.quality import texture_ratio
-from processors.tensors import Image, Mask, check_image, check_mask
+from processors.tensors import Image, Mask, check_image, check_mask, check_range
 from processors.trim import box_around, texture_level
 from processors.unblend_ink import Ink, estimate_ink, near_segment, recover_ink
 from processors.unblend_overlay import (
@@ -204,45 +204,40 @@ class UnblendConfig:
     already saw as it is, and filling it again only moves it."""
 
     def __post_init__(self) -> None:
-        if self.min_area < 1:
-            raise ValueError(f"UnblendConfig: min_area must be >= 1, got {self.min_area}.")
-        if not 0.0 < self.min_alpha < self.max_alpha < 1.0:
+        if not self.min_alpha < self.max_alpha:
             raise ValueError(
                 "UnblendConfig: need 0 < min_alpha < max_alpha < 1, got"
                 f" {self.min_alpha} and {self.max_alpha}."
             )
-        if not 0.0 <= self.min_peak <= 1.0:
-            raise ValueError(f"UnblendConfig: min_peak must be in [0, 1], got {self.min_peak}.")
-        if self.max_line_distance <= 0:
-            raise ValueError(
-                f"UnblendConfig: max_line_distance must be > 0, got {self.max_line_distance}."
-            )
-        if self.iterations < 1:
-            raise ValueError(f"UnblendConfig: iterations must be >= 1, got {self.iterations}.")
-        if self.max_texture <= 0:
-            raise ValueError(f"UnblendConfig: max_texture must be > 0, got {self.max_texture}.")
-        # The search's and the ink step's knobs, one rule each (name, holds, what it must be).
-        rules = (
-            ("search_line_distance", self.search_line_distance > 0, "> 0"),
-            ("search_min_peak", 0.0 <= self.search_min_peak <= 1.0, "in [0, 1]"),
-            ("search_max_texture", self.search_max_texture > 0, "> 0"),
-            ("ink_min_area", self.ink_min_area >= 1, ">= 1"),
-            ("ink_min_share", 0.0 <= self.ink_min_share <= 1.0, "in [0, 1]"),
-            ("ink_max_coverage", 0.0 < self.ink_max_coverage < 1.0, "in (0, 1)"),
-            ("ink_reach", self.ink_reach >= 1, ">= 1"),
-            ("ink_second_share", 0.0 < self.ink_second_share <= 1.0, "in (0, 1]"),
-            ("ink_max_texture", self.ink_max_texture > 0, "> 0"),
-            ("ink_solve_factor", self.ink_solve_factor >= 1, ">= 1"),
-            ("ink_floor", self.ink_floor >= 0, ">= 0"),
-            ("ink_gain", self.ink_gain >= 0, ">= 0"),
-            ("ink_max_unexplained", 0.0 <= self.ink_max_unexplained <= 1.0, "in [0, 1]"),
-            ("refill_min_solved", 0.0 <= self.refill_min_solved <= 1.0, "in [0, 1]"),
-        )
-        for name, holds, rule in rules:
-            if not holds:
-                raise ValueError(
-                    f"UnblendConfig: {name} must be {rule}, got {getattr(self, name)}."
-                )
+        for name, low, high, ends in _RANGES:
+            check_range(f"UnblendConfig: {name}", getattr(self, name), low, high, ends)
+
+
+_RANGES: tuple[tuple[str, float, float | None, str], ...] = (
+    ("min_area", 1, None, "[]"),
+    ("min_alpha", 0.0, 1.0, "()"),
+    ("max_alpha", 0.0, 1.0, "()"),
+    ("min_peak", 0.0, 1.0, "[]"),
+    ("max_line_distance", 0.0, None, "()"),
+    ("iterations", 1, None, "[]"),
+    ("max_texture", 0.0, None, "()"),
+    ("search_line_distance", 0.0, None, "()"),
+    ("search_min_peak", 0.0, 1.0, "[]"),
+    ("search_max_texture", 0.0, None, "()"),
+    ("ink_min_area", 1, None, "[]"),
+    ("ink_min_share", 0.0, 1.0, "[]"),
+    ("ink_max_coverage", 0.0, 1.0, "()"),
+    ("ink_reach", 1, None, "[]"),
+    ("ink_second_share", 0.0, 1.0, "(]"),
+    ("ink_max_texture", 0.0, None, "()"),
+    ("ink_solve_factor", 1, None, "[]"),
+    ("ink_floor", 0, None, "[]"),
+    ("ink_gain", 0, None, "[]"),
+    ("ink_max_unexplained", 0.0, 1.0, "[]"),
+    ("refill_min_solved", 0.0, 1.0, "[]"),
+)
+"""Each numeric knob of :class:`UnblendConfig` and the range it accepts: ``(name, low, high,
+ends)``, ``ends`` in interval notation (which ends are included)."""
 
 
 class Unblender:
