@@ -50,13 +50,13 @@ from common import exit_on_sigterm
 
 import consumers.embedded
 import consumers.worker
-from consumers.devstack import DevStack, DevStackConfig, free_config
+from consumers.dev.devstack import DevStack, DevStackConfig, free_config
+from consumers.dev.sample import generate_sample
 from consumers.embedded import TERMINAL, InputFile, run_embedded
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
-from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.tools import collect_inputs
 from consumers.worker import prepare, run_worker, submit_files

@@ -19,8 +19,8 @@ from pathlib import Path
 from common import median_seconds
 from PIL import Image, ImageOps
 
+from consumers.dev.sample import generate_sample
 from consumers.embedded import run_embedded
-from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.tools import collect_inputs
 from processors.preflight import Preflight

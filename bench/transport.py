@@ -59,7 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import exit_on_sigterm
 
-from consumers.devstack import DevStack, DevStackConfig, free_config
+from consumers.dev.devstack import DevStack, DevStackConfig, free_config
 from consumers.errors import SourceMissingError
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from consumers.sample import (
+from consumers.dev.sample import (
     EXPECTED_REASON,
     KINDS,
     TEXT_KINDS,
