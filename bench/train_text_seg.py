@@ -50,13 +50,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFilter, ImageFont
+from PIL import ImageDraw, ImageFilter
 from rich.console import Console
 from rich.progress import Progress
 from skimage import data
 from sklearn import datasets as sklearn_datasets
 from torch import nn
 
+from consumers.dev.overlay import (
+    PILLOW_DEFAULT,
+    changed,
+    coverage,
+    load_font,
+    place,
+    rotate_coverage,
+    text_layer,
+)
 from processors.text_seg import WEIGHTS_FORMAT, TextSegNet, load_text_seg
 
 __all__ = ["Sampler", "backgrounds", "fit", "main", "save_weights", "train"]
@@ -84,7 +93,7 @@ FONTS = (
     "DejaVuSansMono-Bold.ttf",
     "DejaVuSerif.ttf",
     "DejaVuSerif-Bold.ttf",
-    "pillow-default",
+    PILLOW_DEFAULT,
 )
 CHARS = string.ascii_letters + string.digits + "©@&%-:._/#!"
 CROP = 192
@@ -152,16 +161,6 @@ def backgrounds(scenes: int = 24, seed: int = SEED) -> tuple[list[np.ndarray], l
     return photos(), [_scene(rng) for _ in range(scenes)]
 
 
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    if name == "pillow-default":
-        font = ImageFont.load_default(size=size)
-        if not isinstance(font, ImageFont.FreeTypeFont):
-            raise RuntimeError("Pillow was built without FreeType; it cannot size fonts.")
-        return font
-    path = Path(mpl.get_data_path()) / "fonts" / "ttf" / name
-    return ImageFont.truetype(str(path), size=size)
-
-
 class Sampler:
     """Seeded generator of (image, target) training crops."""
 
@@ -208,7 +207,7 @@ class Sampler:
             cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
         name = str(rng.choice(np.array(FONTS)))
         size = max(6, round(cap * 1.4))
-        font = _font(name, size)
+        font = load_font(name, size)
         length = int(rng.integers(2, 14))
         text = "".join(rng.choice(np.array(list(CHARS)), length))
         if rng.random() < 0.3:
@@ -220,8 +219,7 @@ class Sampler:
         shadow = style == "caption" and rng.random() < 0.4
         extra = 6 if shadow else 0
         cw, ch = int(right - left) + 2 * pad + extra, int(bottom - top) + 2 * pad + extra
-        fill_l = PILImage.new("L", (cw, ch), 0)
-        ImageDraw.Draw(fill_l).text((pad - left, pad - top), text, font=font, fill=255)
+        fill_l = text_layer((cw, ch), (pad - left, pad - top), text, font)
         layers: list[tuple[np.ndarray, np.ndarray, float]] = []
         if style == "watermark":
             grey = rng.random() < 0.35
@@ -240,25 +238,19 @@ class Sampler:
             sh = PILImage.new("L", (cw, ch), 0)
             sh.paste(fill_l, (off, off))
             sh = sh.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
-            layers.append((np.asarray(sh, np.float64) / 255.0, np.zeros(3), 0.7))
+            layers.append((coverage(sh), np.zeros(3), 0.7))
         if stroke:
-            out_l = PILImage.new("L", (cw, ch), 0)
-            ImageDraw.Draw(out_l).text((pad - left, pad - top), text, font=font, fill=255,
-                                       stroke_width=stroke, stroke_fill=255)
+            out_l = text_layer((cw, ch), (pad - left, pad - top), text, font, stroke=stroke,
+                               stroke_fill=255)
             dark = 255.0 - colour if rng.random() < 0.8 else rng.uniform(0, 255, 3)
-            layers.append((np.asarray(out_l, np.float64) / 255.0, np.clip(dark, 0, 255), 1.0))
-        layers.append((np.asarray(fill_l, np.float64) / 255.0, colour, alpha))
+            layers.append((coverage(out_l), np.clip(dark, 0, 255), 1.0))
+        layers.append((coverage(fill_l), colour, alpha))
         if style == "watermark":
             angle = float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
         else:
             angle = 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
         if angle:
-            rotated = []
-            for cov, col, a in layers:
-                im = PILImage.fromarray(np.rint(cov * 255).astype(np.uint8))
-                im = im.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
-                rotated.append((np.asarray(im, np.float64) / 255.0, col, a))
-            layers = rotated
+            layers = [(rotate_coverage(cov, angle), col, a) for cov, col, a in layers]
         return str(style), layers
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +259,7 @@ class Sampler:
         clean = self._background()
         lines = 0 if rng.random() < 0.3 else int(rng.integers(1, 4))
         image = self.compose(clean, lines)
-        target = (image != clean).any(axis=2).astype(np.uint8)
+        target = changed(clean, image).astype(np.uint8)
         return image, target
 
     def compose(self, clean: np.ndarray, lines: int) -> np.ndarray:
@@ -280,15 +272,7 @@ class Sampler:
             x = int(rng.integers(-lw // 3, max(1, CROP - 2 * lw // 3)))
             y = int(rng.integers(-lh // 3, max(1, CROP - 2 * lh // 3)))
             for cov, colour, alpha in layers:
-                full = np.zeros((CROP, CROP), np.float64)
-                sy0, sx0 = max(0, -y), max(0, -x)
-                dy0, dx0 = max(0, y), max(0, x)
-                hh = min(lh - sy0, CROP - dy0)
-                ww = min(lw - sx0, CROP - dx0)
-                if hh <= 0 or ww <= 0:
-                    continue
-                full[dy0 : dy0 + hh, dx0 : dx0 + ww] = cov[sy0 : sy0 + hh, sx0 : sx0 + ww]
-                a = (full * alpha)[:, :, None]
+                a = (place(cov, (CROP, CROP), x, y) * alpha)[:, :, None]
                 out = out * (1 - a) + colour[None, None, :] * a
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

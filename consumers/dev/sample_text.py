@@ -7,6 +7,8 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from consumers.dev.overlay import PILLOW_DEFAULT, load_font, rotate_layer, text_layer
+
 __all__ = ["caption_layer", "promo_layer", "timestamp_layer", "watermark_layer"]
 
 _CAPTIONS: Final = (
@@ -22,13 +24,13 @@ _CAPTIONS: Final = (
 _PROMOS: Final = ("SALE -50%", "-30% OFF", "HOT DEAL", "SALE -20%", "NEW", "BLACK FRIDAY")
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=max(8, size))
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return load_font(PILLOW_DEFAULT, max(8, size))
 
 
 def _fit_font(
     text: str, size: int, max_width: float, stroke: int = 0
-) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, tuple[int, int, int, int]]:
+) -> tuple[ImageFont.FreeTypeFont, tuple[int, int, int, int]]:
     """The largest font up to ``size`` whose rendering of ``text`` fits ``max_width``."""
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
     while True:
@@ -44,23 +46,24 @@ def _draw_text_layer(
     size: tuple[int, int],
     text: str,
     *,
-    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    font: ImageFont.FreeTypeFont,
     bbox: tuple[int, int, int, int],
     xy: tuple[int, int],
     fill: tuple[int, int, int, int],
     stroke: int = 0,
     stroke_fill: tuple[int, int, int, int] | None = None,
 ) -> Image.Image:
-    layer = Image.new("RGBA", size, (0, 0, 0, 0))
-    ImageDraw.Draw(layer).text(
+    """An RGBA layer of ``size`` with ``text`` drawn so that its ``bbox`` starts at ``xy``."""
+    return text_layer(
+        size,
         (xy[0] - bbox[0], xy[1] - bbox[1]),
         text,
-        font=font,
+        font,
+        mode="RGBA",
         fill=fill,
-        stroke_width=stroke,
+        stroke=stroke,
         stroke_fill=stroke_fill,
     )
-    return layer
 
 
 def caption_layer(rng: np.random.Generator, width: int, height: int) -> Image.Image:
@@ -129,7 +132,7 @@ def watermark_layer(rng: np.random.Generator, width: int, height: int, vendor: s
         fill=(shade, shade, shade, 255),
     )
     angle = float(rng.uniform(30.0, 45.0)) * (1 if rng.random() < 0.6 else -1)
-    stamp = stamp.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    stamp = rotate_layer(stamp, angle)
     opacity = float(rng.uniform(0.35, 0.5))
     rgba = np.asarray(stamp).copy()
     rgba[..., 3] = np.rint(rgba[..., 3].astype(np.float32) * opacity).astype(np.uint8)

@@ -22,6 +22,9 @@ from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 from skimage import data
 
+from consumers.dev.overlay import PILLOW_DEFAULT, changed, load_font, rotate_layer, text_layer
+from consumers.errors import ConfigError
+
 RGB = tuple[int, int, int]
 
 
@@ -70,16 +73,16 @@ def gradient(height: int = 256, width: int = 384) -> np.ndarray:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.load_default(size=size)
-    if not isinstance(font, ImageFont.FreeTypeFont):  # pragma: no cover - Pillow without FreeType
+    try:
+        return load_font(PILLOW_DEFAULT, size)
+    except ConfigError:  # pragma: no cover - Pillow without FreeType
         pytest.skip("Pillow was built without FreeType")
-    return font
 
 
 def _finish(base: np.ndarray, canvas: PILImage.Image, glyph_layer: PILImage.Image) -> Scene:
     image = np.asarray(canvas.convert("RGB")).copy()
     glyphs = np.where(np.asarray(glyph_layer) >= 128, 255, 0).astype(np.uint8)
-    touched = np.where(np.any(image != base, axis=2), 255, 0).astype(np.uint8)
+    touched = np.where(changed(base, image), 255, 0).astype(np.uint8)
     return Scene(image, base.copy(), glyphs, touched)
 
 
@@ -109,8 +112,7 @@ def caption(
             stroke_fill=outline,
         )
     draw.text(xy, text, font=font, fill=fill, stroke_width=outline_width, stroke_fill=outline)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
+    layer = text_layer(canvas.size, xy, text, font)
     return _finish(base, canvas, layer)
 
 
@@ -132,8 +134,7 @@ def bar_caption(
     draw.rectangle((0, top, canvas.width, top + height + 16), fill=bar)
     xy = (12, top + 8 - y0)
     draw.text(xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
+    layer = text_layer(canvas.size, xy, text, font)
     return _finish(base, canvas, layer)
 
 
@@ -151,8 +152,7 @@ def timestamp(
     _, _, x1, y1 = font.getbbox(text)
     xy = (canvas.width - margin - x1, canvas.height - margin - y1)
     ImageDraw.Draw(canvas).text(xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
+    layer = text_layer(canvas.size, xy, text, font)
     return _finish(base, canvas, layer)
 
 
@@ -187,8 +187,7 @@ def promo(
         xy = (xy[0] + height // 2, xy[1])
     text_xy = (xy[0] + pad - x0, xy[1] + pad - y0)
     draw.text(text_xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(text_xy, text, font=font, fill=255)
+    layer = text_layer(canvas.size, text_xy, text, font)
     return _finish(base, canvas, layer)
 
 
@@ -205,9 +204,7 @@ def watermark(
     font = _font(size)
     canvas = PILImage.fromarray(base).convert("RGBA")
     _, _, x1, y1 = font.getbbox(text)
-    layer = PILImage.new("L", (x1 + 8, y1 + 8), 0)
-    ImageDraw.Draw(layer).text((4, 4), text, font=font, fill=255)
-    layer = layer.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
+    layer = rotate_layer(text_layer((x1 + 8, y1 + 8), (4, 4), text, font), angle)
     full = PILImage.new("L", canvas.size, 0)
     full.paste(layer, ((canvas.width - layer.width) // 2, (canvas.height - layer.height) // 2))
     alpha_layer = full.point(lambda v: round(v * alpha))
