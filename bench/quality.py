@@ -13,7 +13,7 @@ Definitions (one image = one corpus case; averages are means over images):
 - **Detection pixel recall** = |detected ∩ GT| / |GT|. **False-positive area** = |detected \\
   dilate(GT, 8 px ellipse)| / image area. A **clean image gets a text mask** when its mask has
   any pixel. Ours is ``processors.text.TextDetector``; the classical baseline is
-  ``processors.text_morph.MorphTextDetector``.
+  ``bench.text_morph.MorphTextDetector``.
 - **Removal PSNR** is measured inside ``dilate_mask(GT, 3)`` against the clean original (all
   three channels); **removal SSIM** over the whole image (luminance, ``processors.quality``).
   Ours = our detector's mask, filled by our inpainter as the product fills it: not grown
@@ -335,7 +335,7 @@ def _our_detector(threads: int, device: str, dilation: int | None = None) -> Any
 
 
 def _morph_detector() -> Any:
-    from processors.text_morph import MorphTextDetector  # noqa: PLC0415
+    from bench.text_morph import MorphTextDetector  # noqa: PLC0415
 
     return MorphTextDetector()
 

@@ -25,10 +25,10 @@ import torch
 from common import median_seconds
 from skimage import data
 
+from bench.text_morph import MorphTextDetector
 from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight
 from processors.text import TextDetector, TextDetectorConfig
-from processors.text_morph import MorphTextDetector
 from processors.upscale import UpscaleConfig, Upscaler
 
 
