@@ -1,6 +1,6 @@
 """The seeded quality corpus: text overlays with exact ground truth, clean images, HR/LR pairs.
 
-    from corpus import build_corpus      # bench scripts run with bench/ on sys.path
+    from bench.corpus import build_corpus
     corpus = build_corpus(seed=0)
 
 Everything comes from images shipped with our declared dependencies, so it needs no download:

@@ -17,7 +17,8 @@ Training data, all from declared dependencies, generated on the fly:
   litter, checks) drawn here. Left out on purpose: every image of the quality
   benchmark (astronaut, chelsea, coffee, rocket, grace_hopper, motorcycle_right, brick, grass,
   gravel), motorcycle_left (the other half of motorcycle_right's stereo pair), and page/text
-  (real text without labels). The benchmark's own renderers (bench/corpus.py) are not used.
+  (real text without labels). The benchmark's overlay kinds (bench/corpus.py) are not used;
+  both draw their text with :mod:`consumers.dev.overlay`.
 - **Overlays**: 0-3 lines of random strings (letters, digits, symbols) per 192 px crop in
   matplotlib's DejaVu faces or Pillow's default font, cap height 7-70 px, in one of three
   styles: *watermark* (alpha 0.2-0.6, white or grey, often large and rotated up to 60 degrees),
@@ -50,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFilter
+from PIL import ImageDraw, ImageFilter, ImageFont
 from rich.console import Console
 from rich.progress import Progress
 from skimage import data
@@ -200,19 +201,7 @@ class Sampler:
         """One text line: its style and its (coverage HxW, colour, alpha) layers, bottom
         first."""
         rng = self.rng
-        style = rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25])
-        if style == "watermark":
-            cap = float(np.exp(rng.uniform(math.log(14), math.log(70))))
-        else:
-            cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
-        name = str(rng.choice(np.array(FONTS)))
-        size = max(6, round(cap * 1.4))
-        font = load_font(name, size)
-        length = int(rng.integers(2, 14))
-        text = "".join(rng.choice(np.array(list(CHARS)), length))
-        if rng.random() < 0.3:
-            cut = int(rng.integers(1, length)) if length > 1 else 1
-            text = text[:cut] + " " + text[cut:]
+        style, font, text = self._text()
         stroke = int(rng.integers(1, 4)) if style == "caption" and rng.random() < 0.6 else 0
         left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
         pad = 4 + stroke
@@ -221,18 +210,7 @@ class Sampler:
         cw, ch = int(right - left) + 2 * pad + extra, int(bottom - top) + 2 * pad + extra
         fill_l = text_layer((cw, ch), (pad - left, pad - top), text, font)
         layers: list[tuple[np.ndarray, np.ndarray, float]] = []
-        if style == "watermark":
-            grey = rng.random() < 0.35
-            colour = np.full(3, rng.uniform(90, 170) if grey else rng.uniform(225, 255))
-            if rng.random() < 0.15:
-                colour = np.full(3, rng.uniform(0, 40))
-            alpha = float(rng.uniform(0.2, 0.6))
-        else:
-            colour = rng.uniform(0, 255, 3)
-            if rng.random() < 0.5:
-                colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else np.array(
-                    [255.0, 220.0, 0.0])
-            alpha = 1.0 if style == "caption" else float(rng.uniform(0.5, 1.0))
+        colour, alpha = self._ink(style)
         if shadow:
             off = int(rng.integers(1, 4))
             sh = PILImage.new("L", (cw, ch), 0)
@@ -245,13 +223,52 @@ class Sampler:
             dark = 255.0 - colour if rng.random() < 0.8 else rng.uniform(0, 255, 3)
             layers.append((coverage(out_l), np.clip(dark, 0, 255), 1.0))
         layers.append((coverage(fill_l), colour, alpha))
-        if style == "watermark":
-            angle = float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
-        else:
-            angle = 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
+        angle = self._angle(style)
         if angle:
             layers = [(rotate_coverage(cov, angle), col, a) for cov, col, a in layers]
-        return str(style), layers
+        return style, layers
+
+    def _text(self) -> tuple[str, ImageFont.FreeTypeFont, str]:
+        """A line's style, its font (cap height by style) and a random string, sometimes with
+        a space."""
+        rng = self.rng
+        style = str(rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25]))
+        if style == "watermark":
+            cap = float(np.exp(rng.uniform(math.log(14), math.log(70))))
+        else:
+            cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
+        name = str(rng.choice(np.array(FONTS)))
+        size = max(6, round(cap * 1.4))
+        font = load_font(name, size)
+        length = int(rng.integers(2, 14))
+        text = "".join(rng.choice(np.array(list(CHARS)), length))
+        if rng.random() < 0.3:
+            cut = int(rng.integers(1, length)) if length > 1 else 1
+            text = text[:cut] + " " + text[cut:]
+        return style, font, text
+
+    def _ink(self, style: str) -> tuple[np.ndarray, float]:
+        """The fill colour and alpha of a line: pale or grey translucent watermarks, any colour
+        (often white or yellow) for the others."""
+        rng = self.rng
+        if style == "watermark":
+            grey = rng.random() < 0.35
+            colour = np.full(3, rng.uniform(90, 170) if grey else rng.uniform(225, 255))
+            if rng.random() < 0.15:
+                colour = np.full(3, rng.uniform(0, 40))
+            return colour, float(rng.uniform(0.2, 0.6))
+        colour = rng.uniform(0, 255, 3)
+        if rng.random() < 0.5:
+            colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else np.array(
+                [255.0, 220.0, 0.0])
+        return colour, 1.0 if style == "caption" else float(rng.uniform(0.5, 1.0))
+
+    def _angle(self, style: str) -> float:
+        """Rotation in degrees: watermarks mostly slanted, the others mostly level."""
+        rng = self.rng
+        if style == "watermark":
+            return float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
+        return 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One crop and its target (HxW uint8, 1 = changed by the overlay)."""

@@ -1,4 +1,4 @@
-"""Tests for the messy vendor upload generator (consumers/sample.py)."""
+"""Tests for the messy vendor upload generator (consumers/dev/sample.py)."""
 
 from __future__ import annotations
 
