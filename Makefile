@@ -45,11 +45,11 @@ lint: $(STAMP)
 	$(BIN)/mypy schemas processors consumers
 
 bench: $(STAMP) $(BENCH_STAMP)
-	$(BIN)/python bench/quality.py --out bench/results
-	$(BIN)/python bench/stage_speed.py --out bench/results
-	$(BIN)/python bench/pipeline.py --out bench/results
-	$(BIN)/python bench/kafka_vs_embedded.py --out bench/results
-	$(BENCH_VENV)/bin/python bench/transport.py --out bench/results
+	$(BIN)/python -m bench.quality --out bench/results
+	$(BIN)/python -m bench.stage_speed --out bench/results
+	$(BIN)/python -m bench.pipeline --out bench/results
+	$(BIN)/python -m bench.kafka_vs_embedded --out bench/results
+	$(BENCH_VENV)/bin/python -m bench.transport --out bench/results
 
 # The wheels bench/gpu_check.sh installs on a lent GPU machine (Python 3.12 there, no network).
 gpu-wheels: $(STAMP)

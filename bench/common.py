@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmark scripts (run as scripts: ``bench/`` is on sys.path)."""
+"""Small helpers shared by the benchmark scripts."""
 
 from __future__ import annotations
 

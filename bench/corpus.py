@@ -1,6 +1,6 @@
 """The seeded quality corpus: text overlays with exact ground truth, clean images, HR/LR pairs.
 
-    from corpus import build_corpus      # bench scripts run with bench/ on sys.path
+    from bench.corpus import build_corpus
     corpus = build_corpus(seed=0)
 
 Everything comes from images shipped with our declared dependencies, so it needs no download:
@@ -53,6 +53,17 @@ from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 from skimage import data
 
+from consumers.dev.overlay import (
+    PILLOW_DEFAULT,
+    Coverage,
+    changed,
+    coverage,
+    load_font,
+    place,
+    rotate_coverage,
+    text_layer,
+)
+
 __all__ = [
     "KINDS",
     "MAX_LONG_SIDE",
@@ -71,8 +82,6 @@ Image = npt.NDArray[np.uint8]
 """HWC uint8 RGB."""
 Mask = npt.NDArray[np.uint8]
 """HW uint8, 255 = selected."""
-Coverage = npt.NDArray[np.float64]
-"""HW float64 in [0, 1]: how much of each pixel an overlay element covers."""
 
 KINDS = ("caption", "timestamp", "promo", "watermark", "multi")
 """Overlay kinds, one text case per (background, kind)."""
@@ -100,8 +109,7 @@ _FONT_FILES = (
     "DejaVuSansMono.ttf",
     "DejaVuSansMono-Bold.ttf",
 )
-_PILLOW_DEFAULT = "pillow-default"
-_MONO_FONTS = ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", _PILLOW_DEFAULT)
+_MONO_FONTS = ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", PILLOW_DEFAULT)
 _CAPTIONS = (
     "Genuine leather, handmade",
     "Brand new - never used",
@@ -230,9 +238,7 @@ def build_corpus(seed: int = 0) -> Corpus:
 
 def _changed(clean: Image, image: Image) -> Mask:
     """255 where ``image`` differs from ``clean`` in any channel, else 0."""
-    diff = np.asarray(cv2.absdiff(clean, image), dtype=np.uint8)
-    any_channel = diff[..., 0] | diff[..., 1] | diff[..., 2]
-    return np.where(any_channel > 0, np.uint8(255), np.uint8(0)).astype(np.uint8)
+    return np.where(changed(clean, image), np.uint8(255), np.uint8(0)).astype(np.uint8)
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -587,7 +593,7 @@ def _composite(clean: Image, elements: list[_Element]) -> Image:
     layer_rgb = np.zeros((*shape, 3), np.float32)
     layer_a = np.zeros((*shape, 1), np.float32)
     for element in elements:
-        placed = _place(element.patch, shape, element.x - x0, element.y - y0)
+        placed = place(element.patch, shape, element.x - x0, element.y - y0)
         alpha = (placed * element.opacity).astype(np.float32)[..., None]
         colour = np.asarray(element.colour, np.float32)
         layer_rgb = colour * alpha + layer_rgb * (1.0 - alpha)
@@ -598,13 +604,7 @@ def _composite(clean: Image, elements: list[_Element]) -> Image:
 
 
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    if name == _PILLOW_DEFAULT:
-        font = ImageFont.load_default(size=size)
-        if not isinstance(font, ImageFont.FreeTypeFont):
-            raise RuntimeError("corpus: Pillow was built without FreeType; it cannot size fonts.")
-        return font
-    path = Path(mpl.get_data_path()) / "fonts" / "ttf" / name
-    return ImageFont.truetype(str(path), size=size, layout_engine=ImageFont.Layout.BASIC)
+    return load_font(name, size, layout=ImageFont.Layout.BASIC)
 
 
 def _sized_font(name: str, cap_px: float) -> ImageFont.FreeTypeFont:
@@ -648,22 +648,8 @@ def _text_patch(font: ImageFont.FreeTypeFont, text: str, stroke: int = 0) -> Cov
     left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
     pad = 2
     size = (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad)
-    canvas = PILImage.new("L", size, 0)
-    ImageDraw.Draw(canvas).text(
-        (pad - left, pad - top), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255
-    )
-    return np.asarray(canvas, dtype=np.float64) / 255.0
-
-
-def _place(patch: Coverage, shape: tuple[int, int], x: int, y: int) -> Coverage:
-    """``patch`` pasted with its top-left at (x, y) into an empty image, clipped to it."""
-    out = np.zeros(shape, np.float64)
-    height, width = shape
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(width, x + patch.shape[1]), min(height, y + patch.shape[0])
-    if x1 > x0 and y1 > y0:
-        out[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
-    return out
+    layer = text_layer(size, (pad - left, pad - top), text, font, stroke=stroke, stroke_fill=255)
+    return coverage(layer)
 
 
 def _corner_xy(
@@ -679,7 +665,7 @@ def _corner_xy(
 def _caption(
     shape: tuple[int, int], rng: np.random.Generator, _corner: str
 ) -> tuple[list[_Element], str]:
-    name = str(rng.choice(np.array([*_FONT_FILES, _PILLOW_DEFAULT])))
+    name = str(rng.choice(np.array([*_FONT_FILES, PILLOW_DEFAULT])))
     text = str(rng.choice(np.array(_CAPTIONS)))
     height, width = shape
     stroke = int(rng.integers(1, 4))
@@ -728,7 +714,7 @@ def _promo(
                     "DejaVuSans-Bold.ttf",
                     "DejaVuSerif-Bold.ttf",
                     "DejaVuSansMono-Bold.ttf",
-                    _PILLOW_DEFAULT,
+                    PILLOW_DEFAULT,
                 ]
             )
         )
@@ -764,18 +750,17 @@ def _promo(
 def _watermark(
     shape: tuple[int, int], rng: np.random.Generator, _corner: str
 ) -> tuple[list[_Element], str]:
-    name = str(rng.choice(np.array([*_FONT_FILES, _PILLOW_DEFAULT])))
+    name = str(rng.choice(np.array([*_FONT_FILES, PILLOW_DEFAULT])))
     text = f"© {rng.choice(np.array(_SHOPS))}"
     height, width = shape
     font = _fit_font(name, text, _cap_range(shape, 0.07, 0.10), rng, 0.8 * min(shape))
-    patch = PILImage.fromarray(np.rint(_text_patch(font, text) * 255).astype(np.uint8))
+    patch = _text_patch(font, text)
     angle = float(rng.uniform(20, 45) * rng.choice(np.array([-1.0, 1.0])))
-    rotated = patch.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
-    coverage = np.asarray(rotated, np.float64) / 255.0
-    x = (width - coverage.shape[1]) // 2 + int(rng.integers(-width // 10, width // 10 + 1))
-    y = (height - coverage.shape[0]) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
+    rotated = rotate_coverage(patch, angle)
+    x = (width - rotated.shape[1]) // 2 + int(rng.integers(-width // 10, width // 10 + 1))
+    y = (height - rotated.shape[0]) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
     colour = (255.0, 255.0, 255.0) if rng.random() < 0.6 else (128.0, 128.0, 128.0)
-    return [_Element(coverage, x, y, colour, float(rng.uniform(0.3, 0.5)))], name
+    return [_Element(rotated, x, y, colour, float(rng.uniform(0.3, 0.5)))], name
 
 
 _RENDERERS: dict[

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 4 in one call, for a machine lent with a GPU (docs/models.md, "GPU").
+# The GPU checks in one call, for a machine lent with a GPU (docs/models.md, "GPU").
 #
 #   make gpu-wheels                 # here, once: the wheels that machine lacks, into .whl/
 #   bash bench/gpu_check.sh         # there, in the repo's root; writes into $OUT
@@ -30,6 +30,6 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.i
 status=0
 python3 -m pytest -q -m gpu -W default -p no:cacheprovider tests/processors 2>&1 \
     | tee "$out/gpu_tests.log" || status=1
-python3 bench/stage_speed.py --device cuda --batch-sizes 1 4 16 --out "$out" 2>&1 \
+python3 -m bench.stage_speed --device cuda --batch-sizes 1 4 16 --out "$out" 2>&1 \
     | tee "$out/stage_speed.log" || status=1
 exit "$status"

@@ -1,10 +1,10 @@
 """Benchmark: the whole pipeline in Kafka + S3 mode against embedded mode, on the same batch.
 
-One generated batch (``consumers.sample.generate_sample(dir, 24, seed=0)``) goes through
+One generated batch (``consumers.dev.sample.generate_sample(dir, 24, seed=0)``) goes through
 
 - **embedded**: ``run_embedded`` (in-memory transport, filesystem store), and
 - **kafka**: ``run_worker(settings, ["all"])`` as a task in this process, against a dedicated
-  local stack (Tansu on SeaweedFS, ``consumers.devstack``), fed by ``submit_files`` and observed
+  local stack (Tansu on SeaweedFS, ``consumers.dev.devstack``), fed by ``submit_files`` and observed
   on the terminal topics (``results``, ``rejected``, ``review``, ``dlq``) until every image id
   has arrived,
 
@@ -23,7 +23,7 @@ warm-up run goes first (torch and codec first-use costs); then runs alternate be
 Broker and store run on the same two shared cores as the pipeline in both modes: read the
 ratios. Writes ``<out>/kafka_vs_embedded.json`` and ``<out>/kafka_vs_embedded.md``.
 
-    python bench/kafka_vs_embedded.py --out bench/results [--quick] [--count 24] [--repeats 3]
+    python -m bench.kafka_vs_embedded --out bench/results [--quick] [--count 24] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -46,17 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import exit_on_sigterm
 
 import consumers.embedded
 import consumers.worker
-from consumers.devstack import DevStack, DevStackConfig, free_config
+from bench.common import exit_on_sigterm
+from consumers.dev.devstack import DevStack, DevStackConfig, free_config
+from consumers.dev.sample import generate_sample
 from consumers.embedded import TERMINAL, InputFile, run_embedded
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
-from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.tools import collect_inputs
 from consumers.worker import prepare, run_worker, submit_files

@@ -3,7 +3,7 @@
 Side by side in one run, on the same generated sample (this machine is shared and noisy: read
 the ratios, not the absolute figures). Writes ``<out>/pipeline.json`` and ``<out>/pipeline.md``.
 
-    python bench/pipeline.py --out bench/results [--count 30] [--repeats 3]
+    python -m bench.pipeline --out bench/results [--count 30] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import platform
 import statistics
 from pathlib import Path
 
-from common import median_seconds
 from PIL import Image, ImageOps
 
+from bench.common import median_seconds
+from consumers.dev.sample import generate_sample
 from consumers.embedded import run_embedded
-from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.tools import collect_inputs
 from processors.preflight import Preflight

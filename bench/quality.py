@@ -1,19 +1,19 @@
 """Benchmark: text detection, text removal and upscaling quality on the seeded corpus, and speed.
 
-    python bench/quality.py --out bench/results [--seed 0] [--only detect --only remove ...]
+    python -m bench.quality --out bench/results [--seed 0] [--only detect --only remove ...]
 
 Builds the corpus (``bench/corpus.py``), runs our processors and the baselines on it and writes
 ``quality.json`` (every per-image figure, the averages and the target checks) and ``quality.md``
-(the same as markdown tables). A method that cannot be built yet (a missing model file, a
-method name the processor does not know) is skipped with its reason in both files, so the
-script runs at any stage of the work.
+(the same as markdown tables). A method that cannot be built (a missing model file, a method
+name the processor does not know) is skipped with its reason in both files, and the other
+methods still run.
 
 Definitions (one image = one corpus case; averages are means over images):
 
 - **Detection pixel recall** = |detected ∩ GT| / |GT|. **False-positive area** = |detected \\
   dilate(GT, 8 px ellipse)| / image area. A **clean image gets a text mask** when its mask has
   any pixel. Ours is ``processors.text.TextDetector``; the classical baseline is
-  ``processors.text_morph.MorphTextDetector``.
+  ``bench.text_morph.MorphTextDetector``.
 - **Removal PSNR** is measured inside ``dilate_mask(GT, 3)`` against the clean original (all
   three channels); **removal SSIM** over the whole image (luminance, ``processors.quality``).
   Ours = our detector's mask, filled by our inpainter as the product fills it: not grown
@@ -53,12 +53,12 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from common import exit_on_sigterm, median_seconds
-from corpus import PHOTOS, Corpus, build_corpus
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from skimage.metrics import structural_similarity
 
+from bench.common import exit_on_sigterm, median_seconds
+from bench.corpus import PHOTOS, Corpus, TextCase, build_corpus
 from processors.inpaint import dilate_mask, edit_region, trim_text_mask
 from processors.quality import PSNR_CAP, psnr, ssim
 
@@ -335,7 +335,7 @@ def _our_detector(threads: int, device: str, dilation: int | None = None) -> Any
 
 
 def _morph_detector() -> Any:
-    from processors.text_morph import MorphTextDetector  # noqa: PLC0415
+    from bench.text_morph import MorphTextDetector  # noqa: PLC0415
 
     return MorphTextDetector()
 
@@ -480,6 +480,29 @@ def _removal(
     corpus: Corpus, methods: Methods, masks: dict[str, dict[str, Image]], progress: Progress
 ) -> dict[str, Any]:
     """Each removal variant on every text case: PSNR in the dilated GT, SSIM over the image."""
+    out: dict[str, Any] = {}
+    for variant, (inpaint, source) in _removal_variants(methods, masks).items():
+        task = progress.add_task(f"remove: {variant}", total=len(corpus.text_cases))
+        per_image: list[dict[str, Any]] = []
+        for case in corpus.text_cases:
+            per_image.append(_removal_scores(case, inpaint, source, masks))
+            progress.advance(task)
+        groups = {**_group(per_image, "kind"), **_group(per_image, "source")}
+        out[variant] = {
+            "summary": _summary(per_image, ("psnr_region", "ssim_image")),
+            "by_kind": {
+                group: _summary(rows, ("psnr_region", "ssim_image"))
+                for group, rows in groups.items()
+            },
+            "per_image": per_image,
+        }
+    return out
+
+
+def _removal_variants(
+    methods: Methods, masks: dict[str, dict[str, Image]]
+) -> dict[str, tuple[Inpaint | None, str]]:
+    """The removal rows that can run: row name -> (inpainter or None, mask source)."""
     variants: dict[str, tuple[Inpaint | None, str]] = {"no removal": (None, "gt")}
     if "ours removal" in methods.inpainters and "ours" in masks:
         # As the product removes text (processors.inpaint.edit_region, then
@@ -501,38 +524,27 @@ def _removal(
     for name in ("ours", "ns", "telea"):
         if f"{name} exact" in methods.inpainters:
             variants[f"{name} (GT mask, not grown)"] = (methods.inpainters[f"{name} exact"], "gt")
-    out: dict[str, Any] = {}
-    for variant, (inpaint, source) in variants.items():
-        task = progress.add_task(f"remove: {variant}", total=len(corpus.text_cases))
-        per_image: list[dict[str, Any]] = []
-        for case in corpus.text_cases:
-            if source == "gt":
-                mask = case.mask
-            else:
-                # As the product fills them: trimmed of the clean pixels on their edge.
-                mask = edit_region(case.mask.shape, masks[source][case.name], image=case.image)
-            result = case.image if inpaint is None else inpaint([case.image], [mask])[0]
-            region = dilate_mask(case.mask, REMOVAL_DILATE)
-            per_image.append(
-                {
-                    "name": case.name,
-                    "kind": case.kind,
-                    "source": _source(case.background),
-                    "psnr_region": min(psnr(case.clean, result, region), PSNR_CAP),
-                    "ssim_image": ssim(case.clean, result),
-                }
-            )
-            progress.advance(task)
-        groups = {**_group(per_image, "kind"), **_group(per_image, "source")}
-        out[variant] = {
-            "summary": _summary(per_image, ("psnr_region", "ssim_image")),
-            "by_kind": {
-                group: _summary(rows, ("psnr_region", "ssim_image"))
-                for group, rows in groups.items()
-            },
-            "per_image": per_image,
-        }
-    return out
+    return variants
+
+
+def _removal_scores(
+    case: TextCase, inpaint: Inpaint | None, source: str, masks: dict[str, dict[str, Image]]
+) -> dict[str, Any]:
+    """One text case through one removal row: PSNR in the dilated GT, SSIM over the image."""
+    if source == "gt":
+        mask = case.mask
+    else:
+        # As the product fills them: trimmed of the clean pixels on their edge.
+        mask = edit_region(case.mask.shape, masks[source][case.name], image=case.image)
+    result = case.image if inpaint is None else inpaint([case.image], [mask])[0]
+    region = dilate_mask(case.mask, REMOVAL_DILATE)
+    return {
+        "name": case.name,
+        "kind": case.kind,
+        "source": _source(case.background),
+        "psnr_region": min(psnr(case.clean, result, region), PSNR_CAP),
+        "ssim_image": ssim(case.clean, result),
+    }
 
 
 # -- upscaling -----------------------------------------------------------------------------------
@@ -671,7 +683,7 @@ def _upscale_all(upscale: Upscale, images: list[Image], scale: int) -> list[Imag
 
 
 def _checks(report: Report) -> list[dict[str, Any]]:
-    """The issue's target rows: what, target, figure, pass/fail."""
+    """The target rows: what, target, figure, pass/fail."""
     checks: list[dict[str, Any]] = []
 
     def add(row: str, target: str, figure: float, passed: bool, unit: str = "") -> None:
@@ -753,6 +765,23 @@ def _checks(report: Report) -> list[dict[str, Any]]:
 
 
 def _markdown(report: Report) -> str:
+    """``quality.md``: the header, then a section per benchmark that ran."""
+    lines = _md_header(report)
+    sections = (
+        (report.checks, _md_targets),
+        (report.detect, _md_detection),
+        (report.remove, _md_removal),
+        (report.upscale, _md_upscaling),
+        (report.speed, _md_speed),
+    )
+    for present, render in sections:
+        if present:
+            lines += render(report)
+    return "\n".join(lines)
+
+
+def _md_header(report: Report) -> list[str]:
+    """Title, corpus, machine and timing line, versions, and what was skipped."""
     meta = report.meta
     lines = [
         "# Quality benchmark",
@@ -771,9 +800,15 @@ def _markdown(report: Report) -> str:
         lines += [f"Our detector's dilation: {meta['text_dilation']} px (not the default).", ""]
     if report.skipped:
         lines += ["**Skipped:**", "", *[f"- {reason}" for reason in report.skipped], ""]
-    if report.checks:
-        lines += ["## Targets", ""]
-        lines += _table(
+    return lines
+
+
+def _md_targets(report: Report) -> list[str]:
+    """The target checks."""
+    return [
+        "## Targets",
+        "",
+        *_table(
             ["check", "target", "figure", "result"],
             [
                 [
@@ -784,128 +819,144 @@ def _markdown(report: Report) -> str:
                 ]
                 for c in report.checks
             ],
-        )
-    if report.detect:
-        lines += ["## Detection by kind", ""]
-        rows = []
-        for detector, data in report.detect.items():
-            rows += [
-                [detector, kind, str(v["n"]), f"{v['recall']:.3f}", f"{100 * v['fp_area']:.3f}"]
-                for kind, v in data["by_kind"].items()
-            ]
-        lines += _table(["detector", "kind", "n", "pixel recall", "FP area %"], rows)
-        detectors = list(report.detect)
-        lines += ["## Detection per image", ""]
-        first = report.detect[detectors[0]]["per_image"]
-        rows = []
-        for index, row in enumerate(first):
-            cells = [row["name"], row["font"], str(row["gt_px"])]
-            for detector in detectors:
-                other = report.detect[detector]["per_image"][index]
-                cells += [f"{other['recall']:.3f}", f"{100 * other['fp_area']:.3f}"]
-            rows.append(cells)
-        headers = ["case", "font", "GT px"]
-        for detector in detectors:
-            headers += [f"recall {detector}", f"FP % {detector}"]
-        lines += _table(headers, rows)
-        lines += ["## Clean images (any mask = false alarm)", ""]
-        first_clean = report.detect[detectors[0]]["clean"]
-        rows = []
-        for index, row in enumerate(first_clean):
-            cells = [row["name"], row["kind"]]
-            for detector in detectors:
-                other = report.detect[detector]["clean"][index]
-                cells.append(f"{100 * other['coverage']:.3f}" + (" (flagged)" * other["flagged"]))
-            rows.append(cells)
-        lines += _table(["image", "kind", *[f"mask % {d}" for d in detectors]], rows)
-    if report.remove:
-        lines += [
-            "## Removal by kind and source (PSNR dB inside dilate(GT, 3) / SSIM whole image)",
-            "",
-            f"Means cap each image's PSNR at {PSNR_MEAN_CAP:g} dB (per-image tables do not).",
-            "",
+        ),
+    ]
+
+
+def _md_detection(report: Report) -> list[str]:
+    """Detection by kind, per image, and on the clean images."""
+    lines = ["## Detection by kind", ""]
+    rows = []
+    for detector, data in report.detect.items():
+        rows += [
+            [detector, kind, str(v["n"]), f"{v['recall']:.3f}", f"{100 * v['fp_area']:.3f}"]
+            for kind, v in data["by_kind"].items()
         ]
-        variants = list(report.remove)
-        kinds = list(report.remove[variants[0]]["by_kind"])
-        rows = [
+    lines += _table(["detector", "kind", "n", "pixel recall", "FP area %"], rows)
+    detectors = list(report.detect)
+    lines += ["## Detection per image", ""]
+    first = report.detect[detectors[0]]["per_image"]
+    rows = []
+    for index, row in enumerate(first):
+        cells = [row["name"], row["font"], str(row["gt_px"])]
+        for detector in detectors:
+            other = report.detect[detector]["per_image"][index]
+            cells += [f"{other['recall']:.3f}", f"{100 * other['fp_area']:.3f}"]
+        rows.append(cells)
+    headers = ["case", "font", "GT px"]
+    for detector in detectors:
+        headers += [f"recall {detector}", f"FP % {detector}"]
+    lines += _table(headers, rows)
+    lines += ["## Clean images (any mask = false alarm)", ""]
+    first_clean = report.detect[detectors[0]]["clean"]
+    rows = []
+    for index, row in enumerate(first_clean):
+        cells = [row["name"], row["kind"]]
+        for detector in detectors:
+            other = report.detect[detector]["clean"][index]
+            cells.append(f"{100 * other['coverage']:.3f}" + (" (flagged)" * other["flagged"]))
+        rows.append(cells)
+    lines += _table(["image", "kind", *[f"mask % {d}" for d in detectors]], rows)
+    return lines
+
+
+def _md_removal(report: Report) -> list[str]:
+    """Removal by kind and source, and per image."""
+    lines = [
+        "## Removal by kind and source (PSNR dB inside dilate(GT, 3) / SSIM whole image)",
+        "",
+        f"Means cap each image's PSNR at {PSNR_MEAN_CAP:g} dB (per-image tables do not).",
+        "",
+    ]
+    variants = list(report.remove)
+    kinds = list(report.remove[variants[0]]["by_kind"])
+    rows = [
+        [
+            variant,
+            "all",
+            f"{data['summary']['psnr_region']:.2f}",
+            f"{data['summary']['ssim_image']:.4f}",
+        ]
+        for variant, data in report.remove.items()
+    ]
+    for kind in kinds:
+        rows += [
             [
                 variant,
-                "all",
-                f"{data['summary']['psnr_region']:.2f}",
-                f"{data['summary']['ssim_image']:.4f}",
+                kind,
+                f"{data['by_kind'][kind]['psnr_region']:.2f}",
+                f"{data['by_kind'][kind]['ssim_image']:.4f}",
             ]
             for variant, data in report.remove.items()
         ]
-        for kind in kinds:
-            rows += [
-                [
-                    variant,
-                    kind,
-                    f"{data['by_kind'][kind]['psnr_region']:.2f}",
-                    f"{data['by_kind'][kind]['ssim_image']:.4f}",
-                ]
-                for variant, data in report.remove.items()
+    lines += _table(["method", "kind", "PSNR region", "SSIM image"], rows)
+    lines += ["## Removal per image (PSNR region dB / SSIM image)", ""]
+    rows = []
+    for index, row in enumerate(report.remove[variants[0]]["per_image"]):
+        cells = [row["name"]]
+        for variant in variants:
+            other = report.remove[variant]["per_image"][index]
+            cells.append(f"{other['psnr_region']:.2f} / {other['ssim_image']:.4f}")
+        rows.append(cells)
+    lines += _table(["case", *variants], rows)
+    return lines
+
+
+def _md_upscaling(report: Report) -> list[str]:
+    """Upscaling means (all, by source) and per image."""
+    lines = [
+        "## Upscaling (PSNR-Y dB / SSIM-Y, 4 px shaved)",
+        "",
+        f"Means cap each image's PSNR at {PSNR_MEAN_CAP:g} dB (per-image rows do not).",
+        "",
+    ]
+    rows = []
+    for scale_name, table in report.upscale.items():
+        names = list(table)
+        rows.append(
+            [f"**mean {scale_name}**"]
+            + [
+                f"{table[n]['summary']['psnr_y']:.2f} / {table[n]['summary']['ssim_y']:.4f}"
+                for n in names
             ]
-        lines += _table(["method", "kind", "PSNR region", "SSIM image"], rows)
-        lines += ["## Removal per image (PSNR region dB / SSIM image)", ""]
-        rows = []
-        for index, row in enumerate(report.remove[variants[0]]["per_image"]):
-            cells = [row["name"]]
-            for variant in variants:
-                other = report.remove[variant]["per_image"][index]
-                cells.append(f"{other['psnr_region']:.2f} / {other['ssim_image']:.4f}")
-            rows.append(cells)
-        lines += _table(["case", *variants], rows)
-    if report.upscale:
-        lines += [
-            "## Upscaling (PSNR-Y dB / SSIM-Y, 4 px shaved)",
-            "",
-            f"Means cap each image's PSNR at {PSNR_MEAN_CAP:g} dB (per-image rows do not).",
-            "",
-        ]
-        rows = []
-        for scale_name, table in report.upscale.items():
-            names = list(table)
+        )
+        for source in table[names[0]]["by_source"]:
             rows.append(
-                [f"**mean {scale_name}**"]
+                [f"mean {scale_name} {source}"]
                 + [
-                    f"{table[n]['summary']['psnr_y']:.2f} / {table[n]['summary']['ssim_y']:.4f}"
+                    f"{table[n]['by_source'][source]['psnr_y']:.2f} / "
+                    f"{table[n]['by_source'][source]['ssim_y']:.4f}"
                     for n in names
                 ]
             )
-            for source in table[names[0]]["by_source"]:
-                rows.append(
-                    [f"mean {scale_name} {source}"]
-                    + [
-                        f"{table[n]['by_source'][source]['psnr_y']:.2f} / "
-                        f"{table[n]['by_source'][source]['ssim_y']:.4f}"
-                        for n in names
-                    ]
-                )
-            for index, row in enumerate(table[names[0]]["per_image"]):
-                cells = [f"{row['name']} {scale_name}"]
-                for name in names:
-                    other = table[name]["per_image"][index]
-                    cells.append(f"{other['psnr_y']:.2f} / {other['ssim_y']:.4f}")
-                rows.append(cells)
-        names = list(next(iter(report.upscale.values())))
-        lines += _table(["image", *names], rows)
-    if report.speed:
-        lines += [
-            "## Speed (median s per megapixel, this machine)",
-            "",
-            f"Images: {', '.join(report.speed['images'])}; SR: "
-            f"{', '.join(report.speed['sr_images'])}; {report.speed['repeats']} repeats.",
-            "",
-        ]
-        lines += _table(
-            ["stage", "method", "s/MP", "timed runs"],
-            [
-                [r["stage"], r["method"], f"{r['s_per_mp']:.4f}", str(r["runs"])]
-                for r in report.speed["rows"]
-            ],
-        )
-    return "\n".join(lines)
+        for index, row in enumerate(table[names[0]]["per_image"]):
+            cells = [f"{row['name']} {scale_name}"]
+            for name in names:
+                other = table[name]["per_image"][index]
+                cells.append(f"{other['psnr_y']:.2f} / {other['ssim_y']:.4f}")
+            rows.append(cells)
+    names = list(next(iter(report.upscale.values())))
+    lines += _table(["image", *names], rows)
+    return lines
+
+
+def _md_speed(report: Report) -> list[str]:
+    """Seconds per megapixel of each stage and method."""
+    lines = [
+        "## Speed (median s per megapixel, this machine)",
+        "",
+        f"Images: {', '.join(report.speed['images'])}; SR: "
+        f"{', '.join(report.speed['sr_images'])}; {report.speed['repeats']} repeats.",
+        "",
+    ]
+    lines += _table(
+        ["stage", "method", "s/MP", "timed runs"],
+        [
+            [r["stage"], r["method"], f"{r['s_per_mp']:.4f}", str(r["runs"])]
+            for r in report.speed["rows"]
+        ],
+    )
+    return lines
 
 
 def _table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:

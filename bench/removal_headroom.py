@@ -1,6 +1,6 @@
 """How much removal quality the text masks leave on the table: mask oracles and targets.
 
-    python bench/removal_headroom.py --out bench/results [--seed 0] [--limit N] [--growths]
+    python -m bench.removal_headroom --out bench/results [--seed 0] [--limit N] [--growths]
         [--refiner PATH]
 
 ``bench/quality.py`` scores the product's text removal with the detector's masks. This script
@@ -22,7 +22,7 @@ trimmed as the product trims it (``processors.inpaint.edit_region``), filled by 
   the missed truth also taken from the exact-truth row's output.
 - **The targets**: OpenCV NS (the PSNR row) and Telea (the SSIM row) with the exact truth, and
   our inpainter alone on it.
-- With ``--growths``: the eighth session's rows, the detector rerun with less ink growth
+- With ``--growths``: the detector rerun with less ink growth
   (``dilation`` 0-3 px, ``shadow_reach`` 0) and filled *without* trim or un-blending (the
   fill alone), with a per-image oracle over them. Slow: the detector runs four more times.
 - With ``--refiner PATH``: the mask trimmed by the learned per-pixel model of
@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import exit_on_sigterm
-from corpus import TextCase, build_corpus
-from quality import FP_DILATE, PSNR_MEAN_CAP, REMOVAL_DILATE, TextRemoval, detection_scores
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
+from bench.common import exit_on_sigterm
+from bench.corpus import TextCase, build_corpus
+from bench.quality import FP_DILATE, PSNR_MEAN_CAP, REMOVAL_DILATE, TextRemoval, detection_scores
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask, edit_region
 from processors.quality import PSNR_CAP, psnr, ssim
 from processors.text import TextDetector, TextDetectorConfig
@@ -69,6 +69,34 @@ GROWTHS: dict[str, dict[str, Any]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    exit_on_sigterm()
+    cases = list(build_corpus(args.seed).text_cases)[: args.limit or None]
+    fill = Inpainter(InpaintConfig(dilate=0))
+    removal = TextRemoval(fill)
+    with Progress() as progress:
+        # Passes over the corpus: the detector and ten removals, then the options' own.
+        passes = 11 + (2 * len(GROWTHS) - 1 if args.growths else 0)
+        passes += 2 if args.refiner is not None else 0
+        task = progress.add_task("removal headroom", total=len(cases) * passes)
+        runs = _Runs(cases, progress, task)
+        raw = runs.detect(TextDetectorConfig(threads=args.threads))
+        trimmed = [
+            edit_region(case.mask.shape, mask, image=case.image)
+            for case, mask in zip(cases, raw, strict=True)
+        ]
+        _mask_oracles(runs, removal, trimmed)
+        _targets(runs, fill)
+        _result_oracles(runs, trimmed)
+        if args.growths:
+            _growths(runs, fill, raw, args.threads)
+        if args.refiner is not None:
+            _refined(runs, fill, raw, args.refiner)
+    _write(args.out, args.seed, runs.rows)
+    return 0
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,106 +107,118 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also the detector with less ink growth, filled alone (slow)")
     parser.add_argument("--refiner", type=Path, default=None,
                         help="weights from bench/train_text_refine.py: add its trimmed masks")
-    args = parser.parse_args(argv)
-    exit_on_sigterm()
-    cases = list(build_corpus(args.seed).text_cases)[: args.limit or None]
-    fill = Inpainter(InpaintConfig(dilate=0))
-    removal = TextRemoval(fill)
-    truth = [case.mask > 0 for case in cases]
-    rows: dict[str, list[dict[str, Any]]] = {}
-    outputs: dict[str, list[Image]] = {}
+    return parser.parse_args(argv)
 
-    with Progress() as progress:
-        # Passes over the corpus: the detector and ten removals, then the options' own.
-        passes = 11 + (2 * len(GROWTHS) - 1 if args.growths else 0)
-        passes += 2 if args.refiner is not None else 0
-        task = progress.add_task("removal headroom", total=len(cases) * passes)
 
-        def run(label: str, method: Fill, masks: list[Image]) -> None:
-            results = []
-            for case, mask in zip(cases, masks, strict=True):
-                results.append(method([case.image], [mask])[0])
-                progress.advance(task)
-            rows[label] = _scores(cases, results, masks)
-            if label in (SHIPPED, EXACT):  # the result oracles start from these two
-                outputs[label] = results
+class _Runs:
+    """The rows measured so far, and the passes over the corpus that make them."""
 
-        detector = TextDetector(TextDetectorConfig(threads=args.threads))
-        raw = []
-        for case in cases:
-            raw.append(detector([case.image])[0].mask)
-            progress.advance(task)
-        trimmed = [
-            edit_region(case.mask.shape, mask, image=case.image)
-            for case, mask in zip(cases, raw, strict=True)
-        ]
-        run(SHIPPED, removal, trimmed)
-        run("oracle: shipped mask, pixels > 8 px from the truth dropped", removal,
-            _cut(trimmed, cases, FP_DILATE))
-        for k in CUTS:
-            run(f"oracle: shipped mask ∩ truth grown {k} px", removal, _cut(trimmed, cases, k))
-        added = [
-            np.where((mask > 0) | t, 255, 0).astype(np.uint8)
-            for mask, t in zip(trimmed, truth, strict=True)
-        ]
-        run("oracle: shipped mask ∪ truth (the missed truth added)", removal, added)
-        exact = [case.mask for case in cases]
-        run(EXACT, removal, exact)
-        run(NS, Inpainter(InpaintConfig(method="ns", dilate=0)), exact)
-        run(TELEA, Inpainter(InpaintConfig(method="telea", dilate=0)), exact)
-        run("our fill alone, exact truth", fill, exact)
+    def __init__(self, cases: list[TextCase], progress: Progress, task: TaskID) -> None:
+        self.cases = cases
+        self.truth = [case.mask > 0 for case in cases]
+        self.exact = [case.mask for case in cases]
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.outputs: dict[str, list[Image]] = {}
+        self._progress = progress
+        self._task = task
 
-        # Result oracles: the shipped output with the cost of its over-fill given back.
-        given_back = [
-            np.where(t[..., None], out, case.clean)
-            for case, t, out in zip(cases, truth, outputs[SHIPPED], strict=True)
-        ]
-        rows["oracle: shipped output, every pixel outside the truth set clean"] = _scores(
-            cases, given_back, trimmed)
-        beyond = [
-            np.where((dilate_mask(case.mask, 1) > 0)[..., None], out, case.clean)
-            for case, out in zip(cases, outputs[SHIPPED], strict=True)
-        ]
-        rows["oracle: shipped output, every pixel beyond 1 px of the truth set clean"] = _scores(
-            cases, beyond, trimmed)
-        completed = [
-            np.where((t & (m == 0))[..., None], out, back)
-            for t, m, out, back in zip(truth, trimmed, outputs[EXACT], given_back, strict=True)
-        ]
-        rows["oracle: the same, and the missed truth taken from the exact-truth row"] = _scores(
-            cases, completed, exact)
+    def detect(self, config: TextDetectorConfig) -> list[Image]:
+        """A detector's masks on every case (one pass)."""
+        detector = TextDetector(config)
+        masks = []
+        for case in self.cases:
+            masks.append(detector([case.image])[0].mask)
+            self._progress.advance(self._task)
+        return masks
 
-        if args.growths:
-            for label, knobs in GROWTHS.items():
-                grown = raw  # the shipped detector's masks, found above
-                if knobs:
-                    detect = TextDetector(TextDetectorConfig(threads=args.threads, **knobs))
-                    grown = []
-                    for case in cases:
-                        grown.append(detect([case.image])[0].mask)
-                        progress.advance(task)
-                run(label, fill, grown)
-            rows["oracle (fill alone): best growth per image, by PSNR"] = [
-                max((rows[label][i] for label in GROWTHS), key=lambda row: row["psnr_region"])
-                for i in range(len(cases))
-            ]
-        if args.refiner is not None:
-            from train_text_refine import load_refiner, refine_masks  # noqa: PLC0415
+    def run(self, label: str, method: Fill, masks: list[Image]) -> None:
+        """Row ``label``: ``method`` fills each case's mask (one pass)."""
+        results = []
+        for case, mask in zip(self.cases, masks, strict=True):
+            results.append(method([case.image], [mask])[0])
+            self._progress.advance(self._task)
+        self.rows[label] = _scores(self.cases, results, masks)
+        if label in (SHIPPED, EXACT):  # the result oracles start from these two
+            self.outputs[label] = results
 
-            net = load_refiner(args.refiner)
-            images = [case.image for case in cases]
-            for core in (0, 5):
-                refined = refine_masks(net, images, raw, core=core)
-                run(f"fill alone: untrimmed mask, learned trim (core {core} px kept)", fill,
-                    refined)
 
+def _mask_oracles(runs: _Runs, removal: Fill, trimmed: list[Image]) -> None:
+    """The shipped removal with the shipped masks, then with masks that know the truth."""
+    cases = runs.cases
+    runs.run(SHIPPED, removal, trimmed)
+    runs.run("oracle: shipped mask, pixels > 8 px from the truth dropped", removal,
+             _cut(trimmed, cases, FP_DILATE))
+    for k in CUTS:
+        runs.run(f"oracle: shipped mask ∩ truth grown {k} px", removal, _cut(trimmed, cases, k))
+    added = [
+        np.where((mask > 0) | t, 255, 0).astype(np.uint8)
+        for mask, t in zip(trimmed, runs.truth, strict=True)
+    ]
+    runs.run("oracle: shipped mask ∪ truth (the missed truth added)", removal, added)
+    runs.run(EXACT, removal, runs.exact)
+
+
+def _targets(runs: _Runs, fill: Fill) -> None:
+    """OpenCV NS and Telea, and our fill alone, with the exact truth."""
+    runs.run(NS, Inpainter(InpaintConfig(method="ns", dilate=0)), runs.exact)
+    runs.run(TELEA, Inpainter(InpaintConfig(method="telea", dilate=0)), runs.exact)
+    runs.run("our fill alone, exact truth", fill, runs.exact)
+
+
+def _result_oracles(runs: _Runs, trimmed: list[Image]) -> None:
+    """The shipped output with the cost of its over-fill given back."""
+    cases, truth, rows, outputs = runs.cases, runs.truth, runs.rows, runs.outputs
+    given_back = [
+        np.where(t[..., None], out, case.clean)
+        for case, t, out in zip(cases, truth, outputs[SHIPPED], strict=True)
+    ]
+    rows["oracle: shipped output, every pixel outside the truth set clean"] = _scores(
+        cases, given_back, trimmed)
+    beyond = [
+        np.where((dilate_mask(case.mask, 1) > 0)[..., None], out, case.clean)
+        for case, out in zip(cases, outputs[SHIPPED], strict=True)
+    ]
+    rows["oracle: shipped output, every pixel beyond 1 px of the truth set clean"] = _scores(
+        cases, beyond, trimmed)
+    completed = [
+        np.where((t & (m == 0))[..., None], out, back)
+        for t, m, out, back in zip(truth, trimmed, outputs[EXACT], given_back, strict=True)
+    ]
+    rows["oracle: the same, and the missed truth taken from the exact-truth row"] = _scores(
+        cases, completed, runs.exact)
+
+
+def _growths(runs: _Runs, fill: Fill, raw: list[Image], threads: int) -> None:
+    """The detector with less ink growth, filled alone, and the best growth per image."""
+    for label, knobs in GROWTHS.items():
+        grown = raw  # the shipped detector's masks, found above
+        if knobs:
+            grown = runs.detect(TextDetectorConfig(threads=threads, **knobs))
+        runs.run(label, fill, grown)
+    runs.rows["oracle (fill alone): best growth per image, by PSNR"] = [
+        max((runs.rows[label][i] for label in GROWTHS), key=lambda row: row["psnr_region"])
+        for i in range(len(runs.cases))
+    ]
+
+
+def _refined(runs: _Runs, fill: Fill, raw: list[Image], weights: Path) -> None:
+    """The untrimmed masks trimmed by the learned refiner, filled alone."""
+    from bench.train_text_refine import load_refiner, refine_masks  # noqa: PLC0415
+
+    net = load_refiner(weights)
+    images = [case.image for case in runs.cases]
+    for core in (0, 5):
+        refined = refine_masks(net, images, raw, core=core)
+        runs.run(f"fill alone: untrimmed mask, learned trim (core {core} px kept)", fill, refined)
+
+
+def _write(out: Path, seed: int, rows: dict[str, list[dict[str, Any]]]) -> None:
     summary = {label: _summary(values) for label, values in rows.items()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"seed": args.seed, "summary": summary, "per_image": rows}
-    (args.out / "removal_headroom.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "removal_headroom.md").write_text(_markdown(args.seed, summary))
-    print(_markdown(args.seed, summary))
-    return 0
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"seed": seed, "summary": summary, "per_image": rows}
+    (out / "removal_headroom.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "removal_headroom.md").write_text(_markdown(seed, summary))
+    print(_markdown(seed, summary))
 
 
 def _cut(masks: list[Image], cases: list[TextCase], grow: int) -> list[Image]:

@@ -1,7 +1,7 @@
 """Benchmark: seconds per megapixel of each processor, ours beside its baseline, on one device.
 
-    python bench/stage_speed.py --out bench/results                       # this CPU
-    python bench/stage_speed.py --out bench/results --device cuda --batch-sizes 1 4 16
+    python -m bench.stage_speed --out bench/results                       # this CPU
+    python -m bench.stage_speed --out bench/results --device cuda --batch-sizes 1 4 16
 
 Part 1 times each processor on one 1000x1000 photo (median of ``--repeats``) next to the
 baseline it replaces, in the same run: the learned text detector vs the classical one, patch
@@ -22,13 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from common import median_seconds
 from skimage import data
 
+from bench.common import median_seconds
+from bench.text_morph import MorphTextDetector
 from processors.inpaint import InpaintConfig, Inpainter
 from processors.preflight import Preflight
 from processors.text import TextDetector, TextDetectorConfig
-from processors.text_morph import MorphTextDetector
 from processors.upscale import UpscaleConfig, Upscaler
 
 

@@ -1,14 +1,16 @@
 """Experiment: trim the text detector's masks to the pixels worth repainting, with a learned
-per-pixel model. **Not used by the product**: it did not improve removal (see
-``docs/notes/issue4-removal-analysis.md``, eighth session); kept so the figures can be rerun.
+per-pixel model. **Not used by the product**: its trimmed masks do not improve removal (the
+"learned trim" rows of ``python -m bench.removal_headroom --refiner``); the script reproduces
+those rows.
 
-    .venv/bin/python bench/train_text_refine.py --steps 1500 --out DIR
-    .venv/bin/python bench/removal_headroom.py --out DIR --refiner DIR/text_refine.pt
+    .venv/bin/python -m bench.train_text_refine --steps 1500 --out DIR
+    .venv/bin/python -m bench.removal_headroom --out DIR --refiner DIR/text_refine.pt
 
 Why: the detector's mask is grown over antialiasing, outline and shadow so that it finds every
 changed pixel; for removal, every clean pixel in it must be invented, and between the strokes
 of a timestamp the grown mask fills solid. Trimmed to the ground truth (an oracle), the shipped
-masks would score 37.4 dB / 0.9910 instead of 33.8 / 0.9841 on the quality corpus.
+masks score 37.4 dB / 0.9910 against 33.8 / 0.9841 untrimmed on the quality corpus
+(``python -m bench.removal_headroom``).
 
 :class:`MaskRefineNet` (about 54 k parameters): the image and the coarse mask in; a
 full-resolution stem, a stride-2 body of dilated 3x3 convolutions (dilations 1-8), upsampled
@@ -49,8 +51,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from rich.console import Console
 from torch import nn
-from train_text_seg import Sampler, backgrounds, fit, save_weights
 
+from bench.train_text_seg import Sampler, backgrounds, fit, save_weights
 from processors.inpaint import dilate_mask
 from processors.tensors import Image, Mask, check_image, check_mask
 from processors.text_seg import conv_bn_relu

@@ -17,7 +17,8 @@ Training data, all from declared dependencies, generated on the fly:
   litter, checks) drawn here. Left out on purpose: every image of the quality
   benchmark (astronaut, chelsea, coffee, rocket, grace_hopper, motorcycle_right, brick, grass,
   gravel), motorcycle_left (the other half of motorcycle_right's stereo pair), and page/text
-  (real text without labels). The benchmark's own renderers (bench/corpus.py) are not used.
+  (real text without labels). The benchmark's overlay kinds (bench/corpus.py) are not used;
+  both draw their text with :mod:`consumers.dev.overlay`.
 - **Overlays**: 0-3 lines of random strings (letters, digits, symbols) per 192 px crop in
   matplotlib's DejaVu faces or Pillow's default font, cap height 7-70 px, in one of three
   styles: *watermark* (alpha 0.2-0.6, white or grey, often large and rotated up to 60 degrees),
@@ -57,6 +58,15 @@ from skimage import data
 from sklearn import datasets as sklearn_datasets
 from torch import nn
 
+from consumers.dev.overlay import (
+    PILLOW_DEFAULT,
+    changed,
+    coverage,
+    load_font,
+    place,
+    rotate_coverage,
+    text_layer,
+)
 from processors.text_seg import WEIGHTS_FORMAT, TextSegNet, load_text_seg
 
 __all__ = ["Sampler", "backgrounds", "fit", "main", "save_weights", "train"]
@@ -84,7 +94,7 @@ FONTS = (
     "DejaVuSansMono-Bold.ttf",
     "DejaVuSerif.ttf",
     "DejaVuSerif-Bold.ttf",
-    "pillow-default",
+    PILLOW_DEFAULT,
 )
 CHARS = string.ascii_letters + string.digits + "©@&%-:._/#!"
 CROP = 192
@@ -152,16 +162,6 @@ def backgrounds(scenes: int = 24, seed: int = SEED) -> tuple[list[np.ndarray], l
     return photos(), [_scene(rng) for _ in range(scenes)]
 
 
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    if name == "pillow-default":
-        font = ImageFont.load_default(size=size)
-        if not isinstance(font, ImageFont.FreeTypeFont):
-            raise RuntimeError("Pillow was built without FreeType; it cannot size fonts.")
-        return font
-    path = Path(mpl.get_data_path()) / "fonts" / "ttf" / name
-    return ImageFont.truetype(str(path), size=size)
-
-
 class Sampler:
     """Seeded generator of (image, target) training crops."""
 
@@ -201,65 +201,74 @@ class Sampler:
         """One text line: its style and its (coverage HxW, colour, alpha) layers, bottom
         first."""
         rng = self.rng
-        style = rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25])
-        if style == "watermark":
-            cap = float(np.exp(rng.uniform(math.log(14), math.log(70))))
-        else:
-            cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
-        name = str(rng.choice(np.array(FONTS)))
-        size = max(6, round(cap * 1.4))
-        font = _font(name, size)
-        length = int(rng.integers(2, 14))
-        text = "".join(rng.choice(np.array(list(CHARS)), length))
-        if rng.random() < 0.3:
-            cut = int(rng.integers(1, length)) if length > 1 else 1
-            text = text[:cut] + " " + text[cut:]
+        style, font, text = self._text()
         stroke = int(rng.integers(1, 4)) if style == "caption" and rng.random() < 0.6 else 0
         left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
         pad = 4 + stroke
         shadow = style == "caption" and rng.random() < 0.4
         extra = 6 if shadow else 0
         cw, ch = int(right - left) + 2 * pad + extra, int(bottom - top) + 2 * pad + extra
-        fill_l = PILImage.new("L", (cw, ch), 0)
-        ImageDraw.Draw(fill_l).text((pad - left, pad - top), text, font=font, fill=255)
+        fill_l = text_layer((cw, ch), (pad - left, pad - top), text, font)
         layers: list[tuple[np.ndarray, np.ndarray, float]] = []
-        if style == "watermark":
-            grey = rng.random() < 0.35
-            colour = np.full(3, rng.uniform(90, 170) if grey else rng.uniform(225, 255))
-            if rng.random() < 0.15:
-                colour = np.full(3, rng.uniform(0, 40))
-            alpha = float(rng.uniform(0.2, 0.6))
-        else:
-            colour = rng.uniform(0, 255, 3)
-            if rng.random() < 0.5:
-                colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else np.array(
-                    [255.0, 220.0, 0.0])
-            alpha = 1.0 if style == "caption" else float(rng.uniform(0.5, 1.0))
+        colour, alpha = self._ink(style)
         if shadow:
             off = int(rng.integers(1, 4))
             sh = PILImage.new("L", (cw, ch), 0)
             sh.paste(fill_l, (off, off))
             sh = sh.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
-            layers.append((np.asarray(sh, np.float64) / 255.0, np.zeros(3), 0.7))
+            layers.append((coverage(sh), np.zeros(3), 0.7))
         if stroke:
-            out_l = PILImage.new("L", (cw, ch), 0)
-            ImageDraw.Draw(out_l).text((pad - left, pad - top), text, font=font, fill=255,
-                                       stroke_width=stroke, stroke_fill=255)
+            out_l = text_layer((cw, ch), (pad - left, pad - top), text, font, stroke=stroke,
+                               stroke_fill=255)
             dark = 255.0 - colour if rng.random() < 0.8 else rng.uniform(0, 255, 3)
-            layers.append((np.asarray(out_l, np.float64) / 255.0, np.clip(dark, 0, 255), 1.0))
-        layers.append((np.asarray(fill_l, np.float64) / 255.0, colour, alpha))
-        if style == "watermark":
-            angle = float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
-        else:
-            angle = 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
+            layers.append((coverage(out_l), np.clip(dark, 0, 255), 1.0))
+        layers.append((coverage(fill_l), colour, alpha))
+        angle = self._angle(style)
         if angle:
-            rotated = []
-            for cov, col, a in layers:
-                im = PILImage.fromarray(np.rint(cov * 255).astype(np.uint8))
-                im = im.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
-                rotated.append((np.asarray(im, np.float64) / 255.0, col, a))
-            layers = rotated
-        return str(style), layers
+            layers = [(rotate_coverage(cov, angle), col, a) for cov, col, a in layers]
+        return style, layers
+
+    def _text(self) -> tuple[str, ImageFont.FreeTypeFont, str]:
+        """A line's style, its font (cap height by style) and a random string, sometimes with
+        a space."""
+        rng = self.rng
+        style = str(rng.choice(np.array(["watermark", "caption", "plain"]), p=[0.45, 0.3, 0.25]))
+        if style == "watermark":
+            cap = float(np.exp(rng.uniform(math.log(14), math.log(70))))
+        else:
+            cap = float(np.exp(rng.uniform(math.log(7), math.log(48))))
+        name = str(rng.choice(np.array(FONTS)))
+        size = max(6, round(cap * 1.4))
+        font = load_font(name, size)
+        length = int(rng.integers(2, 14))
+        text = "".join(rng.choice(np.array(list(CHARS)), length))
+        if rng.random() < 0.3:
+            cut = int(rng.integers(1, length)) if length > 1 else 1
+            text = text[:cut] + " " + text[cut:]
+        return style, font, text
+
+    def _ink(self, style: str) -> tuple[np.ndarray, float]:
+        """The fill colour and alpha of a line: pale or grey translucent watermarks, any colour
+        (often white or yellow) for the others."""
+        rng = self.rng
+        if style == "watermark":
+            grey = rng.random() < 0.35
+            colour = np.full(3, rng.uniform(90, 170) if grey else rng.uniform(225, 255))
+            if rng.random() < 0.15:
+                colour = np.full(3, rng.uniform(0, 40))
+            return colour, float(rng.uniform(0.2, 0.6))
+        colour = rng.uniform(0, 255, 3)
+        if rng.random() < 0.5:
+            colour = np.array([255.0, 255.0, 255.0]) if rng.random() < 0.6 else np.array(
+                [255.0, 220.0, 0.0])
+        return colour, 1.0 if style == "caption" else float(rng.uniform(0.5, 1.0))
+
+    def _angle(self, style: str) -> float:
+        """Rotation in degrees: watermarks mostly slanted, the others mostly level."""
+        rng = self.rng
+        if style == "watermark":
+            return float(rng.uniform(-60, 60)) if rng.random() < 0.8 else 0.0
+        return 0.0 if rng.random() < 0.75 else float(rng.uniform(-15, 15))
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One crop and its target (HxW uint8, 1 = changed by the overlay)."""
@@ -267,7 +276,7 @@ class Sampler:
         clean = self._background()
         lines = 0 if rng.random() < 0.3 else int(rng.integers(1, 4))
         image = self.compose(clean, lines)
-        target = (image != clean).any(axis=2).astype(np.uint8)
+        target = changed(clean, image).astype(np.uint8)
         return image, target
 
     def compose(self, clean: np.ndarray, lines: int) -> np.ndarray:
@@ -280,15 +289,7 @@ class Sampler:
             x = int(rng.integers(-lw // 3, max(1, CROP - 2 * lw // 3)))
             y = int(rng.integers(-lh // 3, max(1, CROP - 2 * lh // 3)))
             for cov, colour, alpha in layers:
-                full = np.zeros((CROP, CROP), np.float64)
-                sy0, sx0 = max(0, -y), max(0, -x)
-                dy0, dx0 = max(0, y), max(0, x)
-                hh = min(lh - sy0, CROP - dy0)
-                ww = min(lw - sx0, CROP - dx0)
-                if hh <= 0 or ww <= 0:
-                    continue
-                full[dy0 : dy0 + hh, dx0 : dx0 + ww] = cov[sy0 : sy0 + hh, sx0 : sx0 + ww]
-                a = (full * alpha)[:, :, None]
+                a = (place(cov, (CROP, CROP), x, y) * alpha)[:, :, None]
                 out = out * (1 - a) + colour[None, None, :] * a
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

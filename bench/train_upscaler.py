@@ -18,14 +18,14 @@ pairs, the 8 flips/rotations, Adam, L1 loss on BT.601 luma, cosine learning-rate
 Writes ``OUT/upscale_x{scale}.pt`` (the format :func:`processors.upscale.load_learned_weights`
 reads) and ``OUT/upscale_x{scale}.json`` (training figures and the benchmark table).
 Benchmark: PSNR-Y / SSIM-Y (BT.601 luma, 16..235, 4 px border shaved) of ours and of Lanczos
-(cv2.INTER_LANCZOS4) on astronaut, chelsea, coffee, rocket, grace_hopper, motorcycle_right and
-gradient renders, HR cropped to a multiple of 4 and LR made by Pillow BICUBIC.
+(cv2.INTER_LANCZOS4) on the SR cases of the quality corpus (:mod:`bench.corpus`: astronaut,
+chelsea, coffee, rocket, grace_hopper, motorcycle_right and the four product renders), HR
+cropped to a multiple of 4 and LR made by Pillow BICUBIC.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -38,7 +38,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from matplotlib import cbook
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 from rich.console import Console
@@ -46,6 +45,7 @@ from rich.progress import Progress
 from skimage import data
 from skimage.metrics import structural_similarity
 
+from bench.corpus import build_corpus
 from processors.quality import PSNR_CAP
 from processors.tensors import from_tensor, to_tensor
 from processors.upscale import WEIGHTS_FORMAT, UpscaleConfig, UpscaleNet, Upscaler
@@ -71,10 +71,8 @@ TRAIN_SKIMAGE = (
     "text",
 )
 """scikit-image samples the upscaler may train on (plus motorcycle_left.png)."""
-BENCH_SKIMAGE = ("astronaut", "chelsea", "coffee", "rocket")
-"""scikit-image samples of the SR benchmark (never trained on)."""
 RENDER_SEED = 7919
-"""Seed of the training renders; the corpus uses 0, the benchmark renders 0 and 1."""
+"""Seed of the training renders (the corpus uses its own seed, 0)."""
 LR_PATCH = 40
 """Low-resolution side of a training patch."""
 BATCH = 16
@@ -177,33 +175,10 @@ def train_images(renders: int = 16, smooth: int = 6) -> list[np.ndarray]:
 
 
 def sr_pairs(scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, HR, LR)`` of the SR benchmark: HR cropped to a multiple of 4, LR by Pillow
-    BICUBIC. Uses bench.corpus's SR cases when that module exists."""
-    corpus = _corpus_module()
-    if corpus is not None:
-        cases = corpus.build_corpus().sr_cases
-        return [(c.name, c.hr, c.lr2 if scale == 2 else c.lr4) for c in cases]
-    hr = [(name, _rgb(getattr(data, name)())) for name in BENCH_SKIMAGE]
-    grace = Path(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    hr.append(("grace_hopper", _rgb(np.asarray(PILImage.open(grace).convert("RGB")))))
-    hr.append(("motorcycle_right", _skimage_file("motorcycle_right.png")))
-    for seed in (0, 1):
-        hr.append((f"render{seed}", render(np.random.default_rng(seed), 256, 384)))
-    pairs = []
-    for name, image in hr:
-        cropped = crop_to(image, 4)
-        pairs.append((name, cropped, bicubic_down(cropped, scale)))
-    return pairs
-
-
-def _corpus_module() -> Any:
-    """bench/corpus.py, imported as ``bench.corpus`` or (bench/ on sys.path) ``corpus``."""
-    for name in ("bench.corpus", "corpus"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    return None
+    """``(name, HR, LR)`` of the SR benchmark: :mod:`bench.corpus`'s SR cases (HR cropped to a
+    multiple of 4, LR by Pillow BICUBIC)."""
+    cases = build_corpus().sr_cases
+    return [(c.name, c.hr, c.lr2 if scale == 2 else c.lr4) for c in cases]
 
 
 def luma(image: np.ndarray) -> np.ndarray:

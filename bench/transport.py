@@ -1,6 +1,6 @@
 """Benchmark: transport overhead of pixelgate's stage runner against Quix Streams, on one broker.
 
-A dedicated local stack (Tansu on SeaweedFS, see ``consumers.devstack``) is started; one input
+A dedicated local stack (Tansu on SeaweedFS, see ``consumers.dev.devstack``) is started; one input
 topic is filled with ``--events`` keyed CloudEvent JSON values (~400 B, the shape of an
 ``uploaded`` event). Then, on the same broker in the same run, each system consumes the whole
 topic from earliest in a fresh consumer group, re-publishes every event to a fresh output topic
@@ -28,7 +28,7 @@ between systems and repeat ``--repeats`` times; medians and the ratios ours/base
 ``<out>/transport.json`` and ``<out>/transport.md``. The machine is shared and every server
 (broker, store, observer, system under test) runs on the same two cores: read the ratios.
 
-    python bench/transport.py --out bench/results [--quick] [--events 20000] [--repeats 3]
+    python -m bench.transport --out bench/results [--quick] [--events 20000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import exit_on_sigterm
 
-from consumers.devstack import DevStack, DevStackConfig, free_config
+from bench.common import exit_on_sigterm
+from consumers.dev.devstack import DevStack, DevStackConfig, free_config
 from consumers.errors import SourceMissingError
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
@@ -88,6 +88,8 @@ MAX_BATCH = 500
 MAX_WAIT_MS = 50
 RUN_TIMEOUT_S = 600.0
 _HOST = "127.0.0.1"
+_ROOT = Path(__file__).resolve().parents[1]
+"""The repository root: each system runs as ``python -m bench.transport --role ...`` from it."""
 
 _children: list[subprocess.Popen[bytes]] = []  # system-under-test processes still to reap
 
@@ -424,12 +426,12 @@ def run_once(system: str, bootstrap: str, source: str, output: str, events: int,
              work: Path, tag: str) -> dict[str, Any]:
     report = work / f"{tag}.json"
     log = work / f"{tag}.log"
-    argv = [sys.executable, str(Path(__file__).resolve()), "--role", system,
+    argv = [sys.executable, "-m", "bench.transport", "--role", system,
             "--bootstrap", bootstrap, "--input", source, "--output", output,
             "--group", f"bench-{tag}", "--events", str(events), "--report", str(report)]
     with log.open("wb") as handle:
         child = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+                                 start_new_session=True, cwd=_ROOT)
     _children.append(child)
     try:
         seen = asyncio.run(observe(bootstrap, output, events, child, RUN_TIMEOUT_S))

@@ -24,7 +24,6 @@ from consumers.embedded import InputFile, run_embedded
 from consumers.errors import ConfigError
 from consumers.logging import configure_logging, get_logger
 from consumers.report import write_reports
-from consumers.sample import generate_sample
 from consumers.settings import Settings, load_settings
 from consumers.stages import STAGE_NAMES
 from schemas.events import Operations
@@ -245,6 +244,8 @@ def _cmd_inpaint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from consumers.dev.sample import generate_sample  # noqa: PLC0415
+
     if args.count < 1:
         raise UsageError("--count must be at least 1")
     with _progress(args.count, "sample") as progress:
@@ -341,7 +342,7 @@ def _rate(value: float) -> str:
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
-    from consumers.devstack import DevStack, DevStackConfig  # noqa: PLC0415
+    from consumers.dev.devstack import DevStack, DevStackConfig  # noqa: PLC0415
 
     stack = DevStack(DevStackConfig.from_env())
     if args.action == "up":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import corpus as corpus_module
 import numpy as np
 import pytest
+
+from bench import corpus as corpus_module
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import train_text_refine
-import train_text_seg
 from rich.console import Console
+
+from bench import train_text_refine, train_text_seg
 
 
 @pytest.fixture(scope="module")

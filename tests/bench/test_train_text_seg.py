@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
-import train_text_seg
 from rich.console import Console
 
+from bench import train_text_seg
 from processors.text_seg import load_text_seg
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 from skimage.data import astronaut
 
 from consumers.cli import build_parser, main
+from consumers.dev.sample import KINDS, generate_sample
 from consumers.embedded import run_embedded
-from consumers.sample import KINDS, generate_sample
 from consumers.settings import Settings
 from consumers.tools import collect_inputs
 from schemas.events import Operations, Topic

@@ -11,8 +11,8 @@ from PIL import ImageDraw, ImageFont
 from skimage import data
 
 from consumers.codec import decode_image, encode_mask, encode_png
+from consumers.dev.sample import generate_sample
 from consumers.runner import Loaded
-from consumers.sample import generate_sample
 from consumers.settings import Settings
 from consumers.stages import InpaintStage
 from consumers.store import FilesystemStore

@@ -1,4 +1,4 @@
-"""Tests for the messy vendor upload generator (consumers/sample.py)."""
+"""Tests for the messy vendor upload generator (consumers/dev/sample.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from consumers.sample import (
+from consumers.dev.sample import (
     EXPECTED_REASON,
     KINDS,
     TEXT_KINDS,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from consumers.devstack import DevStack, DevStackConfig, free_config
+from consumers.dev.devstack import DevStack, DevStackConfig, free_config
 from consumers.runner import TopicNames
 from consumers.settings import Settings
 from schemas.events import Topic

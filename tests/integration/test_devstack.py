@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.group import LeaveGroupRequest
 from minio import Minio
 
-from consumers.devstack import DevStack, DevStackConfig
+from consumers.dev.devstack import DevStack, DevStackConfig
 from consumers.errors import ConfigError, StoreUnavailableError
 from consumers.settings import load_settings
 

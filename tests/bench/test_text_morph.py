@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.text_morph import MorphTextDetector, MorphTextDetectorConfig
 from processors.text import TextResult
-from processors.text_morph import MorphTextDetector, MorphTextDetectorConfig
 
 
 @pytest.fixture(scope="module")
