@@ -15,7 +15,7 @@ from consumers.cli import build_parser, main
 from consumers.embedded import run_embedded
 from consumers.sample import KINDS, generate_sample
 from consumers.settings import Settings
-from consumers.tools import collect_inputs
+from consumers.uploads import collect_inputs
 from schemas.events import Operations, Topic
 
 CONTRACT_KEYS = ["input", "status", "reasons", "route", "output", "metrics", "timings_ms"]
