@@ -328,7 +328,7 @@ def _send_breaker_command(args: argparse.Namespace, settings: Settings) -> None:
     from consumers.worker import send_breaker_command  # noqa: PLC0415 - Kafka client only when needed
 
     if args.stage is None:
-        raise UsageError(f"breaker {args.action} needs --stage (inpaint or upscale)")
+        raise UsageError(f"breaker {args.action} needs --stage ({' or '.join(EDIT_STAGES)})")
     if args.stage not in settings.breakers:
         raise UsageError(f"stage {args.stage} has no circuit breaker in these settings")
     if args.vendor is not None and not settings.breakers[args.stage].per_vendor:

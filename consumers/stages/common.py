@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,11 +27,17 @@ from schemas.events import (
 )
 from schemas.reasons import ReasonCode
 
+Figures = dict[str, float | None]
+
 __all__ = [
     "PNG",
     "Admission",
+    "Edit",
+    "Figures",
     "admit",
     "derived_event",
+    "edit_trail",
+    "gated_output",
     "held_for_review",
     "metrics_event",
     "parse_event",
@@ -74,7 +80,7 @@ def metrics_event(
     outcome: Literal["pass", "fail", "error", "rejected", "skipped"],
     latency_ms: float,
     batch_size: int,
-    figures: dict[str, float | None] | None = None,
+    figures: Figures | None = None,
     *,
     trial: bool = False,
 ) -> tuple[Topic, CloudEvent[Any]]:
@@ -156,3 +162,69 @@ def held_for_review(
             metrics_event(item.event, stage, data.context.vendor_id, "skipped", ms, size),
         ),
     )
+
+
+def edit_trail(
+    trail: Trail, stage: str, ms: float, figures: Figures, version: str, *, failed: bool
+) -> Trail:
+    """``trail`` after an editing stage: its time, figures and model version, and the stage
+    listed as applied unless a gate failed."""
+    return timed_trail(
+        trail,
+        stage,
+        ms,
+        metrics={**trail.metrics, stage: figures},
+        models={**trail.models, stage: version},
+        applied=[*trail.applied, *([] if failed else [stage])],
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edit:
+    """What an editing stage made of one item, before its gates decide where it goes."""
+
+    figures: Figures
+    """The quality figures the gates read."""
+    failed: list[ReasonCode]
+    """The gates it failed (empty: it passes)."""
+    candidate: ImageRef
+    """The edited image."""
+    mask: ImageRef | None
+    """The mask shown with it in review."""
+    trail: Trail
+    """The item's trail, this stage included."""
+    objects: tuple[tuple[ImageRef, bytes, str], ...]
+    """The objects to store (the candidate first)."""
+
+
+def gated_output(
+    item: Loaded[Any],
+    stage: str,
+    edit: Edit,
+    passed: Callable[[], tuple[Topic, BaseModel]],
+    *,
+    ms: float,
+    size: int,
+    trial: bool,
+) -> Output:
+    """An edited item: to review with the failed gates' reasons, or on with ``passed()``'s
+    topic and data; either way with its ``metrics`` event."""
+    data = item.event.data
+    vendor = data.context.vendor_id
+    if edit.failed:
+        review = ReviewData(
+            context=data.context, stage=stage, reasons=[Reason.of(c) for c in edit.failed],
+            original=data.context.original, candidate=edit.candidate, mask=edit.mask,
+            figures=edit.figures, trail=edit.trail,
+        )
+        events = (
+            (Topic.REVIEW, derived_event(item.event, stage, Topic.REVIEW, review)),
+            metrics_event(item.event, stage, vendor, "fail", ms, size, edit.figures, trial=trial),
+        )
+        return Output(outcome="fail", objects=edit.objects, events=events)
+    topic, out = passed()
+    events = (
+        (topic, derived_event(item.event, stage, topic, out)),
+        metrics_event(item.event, stage, vendor, "pass", ms, size, edit.figures, trial=trial),
+    )
+    return Output(outcome="pass", objects=edit.objects, events=events)

@@ -16,13 +16,14 @@ from consumers.runner import Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
+    Edit,
+    Figures,
     admit,
-    derived_event,
+    edit_trail,
+    gated_output,
     held_for_review,
-    metrics_event,
     parse_event,
     share_ms,
-    timed_trail,
 )
 from consumers.store import Store
 from processors.inpaint import Inpainter
@@ -30,7 +31,7 @@ from processors.quality import measure_edits
 from processors.removal import TextRemoval
 from processors.route import next_stage
 from processors.tensors import Image, Mask
-from schemas.events import CloudEvent, InpaintedData, Reason, ReviewData, RoutedData, Topic
+from schemas.events import CloudEvent, InpaintedData, RoutedData, Topic
 
 __all__ = ["InpaintStage"]
 
@@ -121,45 +122,28 @@ class InpaintStage:
         return outputs
 
     def _output(
-        self, item: Loaded[_InpaintInput], result: Image, fig: dict[str, float | None],
+        self, item: Loaded[_InpaintInput], result: Image, fig: Figures,
         ms: float, size: int, *, trial: bool,
     ) -> Output:
         data: RoutedData = item.event.data
-        vendor = data.context.vendor_id
-        failed = edit_gate(fig, self.settings.gates_for(vendor))
+        failed = edit_gate(fig, self.settings.gates_for(data.context.vendor_id))
         candidate = self.keys.ref(item.event.subject, INPAINT_IMAGE)
         mask_ref = self.keys.ref(item.event.subject, INPAINT_MASK)
-        objects = (
-            (candidate, encode_png(result), PNG),
-            (mask_ref, encode_mask(item.payload.mask), PNG),
+        trail = edit_trail(data.trail, self.name, ms, fig, self.version, failed=bool(failed))
+        edit = Edit(
+            figures=fig, failed=failed, candidate=candidate, mask=mask_ref, trail=trail,
+            objects=(
+                (candidate, encode_png(result), PNG),
+                (mask_ref, encode_mask(item.payload.mask), PNG),
+            ),
         )
-        trail = timed_trail(
-            data.trail,
-            self.name,
-            ms,
-            metrics={**data.trail.metrics, self.name: fig},
-            models={**data.trail.models, self.name: self.version},
-            applied=[*data.trail.applied, *([] if failed else [self.name])],
-        )
-        if failed:
-            review = ReviewData(
-                context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
-                original=data.context.original, candidate=candidate, mask=mask_ref,
-                figures=fig, trail=trail,
+
+        def passed() -> tuple[Topic, InpaintedData]:
+            return Topic.INPAINTED, InpaintedData(
+                context=data.context, image=candidate, source=data.image, mask=mask_ref,
+                alpha=data.alpha,
+                next_stage=next_stage(trail.route.stages if trail.route else [], self.name),
+                trail=trail,
             )
-            events = (
-                (Topic.REVIEW, derived_event(item.event, self.name, Topic.REVIEW, review)),
-                metrics_event(item.event, self.name, vendor, "fail", ms, size, fig, trial=trial),
-            )
-            return Output(outcome="fail", objects=objects, events=events)
-        out = InpaintedData(
-            context=data.context, image=candidate, source=data.image, mask=mask_ref,
-            alpha=data.alpha,
-            next_stage=next_stage(trail.route.stages if trail.route else [], self.name),
-            trail=trail,
-        )
-        events = (
-            (Topic.INPAINTED, derived_event(item.event, self.name, Topic.INPAINTED, out)),
-            metrics_event(item.event, self.name, vendor, "pass", ms, size, fig, trial=trial),
-        )
-        return Output(outcome="pass", objects=objects, events=events)
+
+        return gated_output(item, self.name, edit, passed, ms=ms, size=size, trial=trial)

@@ -15,27 +15,20 @@ from consumers.runner import Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
+    Edit,
+    Figures,
     admit,
-    derived_event,
+    edit_trail,
+    gated_output,
     held_for_review,
-    metrics_event,
     parse_event,
     share_ms,
-    timed_trail,
 )
 from consumers.store import Store
 from processors.quality import measure_upscales
 from processors.tensors import Image
 from processors.upscale import Upscaler, plan_scale, resize_long_side
-from schemas.events import (
-    CloudEvent,
-    InpaintedData,
-    Reason,
-    ReviewData,
-    RoutedData,
-    Topic,
-    UpscaledData,
-)
+from schemas.events import CloudEvent, InpaintedData, RoutedData, Topic, UpscaledData
 
 __all__ = ["UpscaleStage"]
 
@@ -99,39 +92,23 @@ class UpscaleStage:
         return results
 
     def _output(
-        self, item: Loaded[Image], result: Image, fig: dict[str, float | None], ms: float,
+        self, item: Loaded[Image], result: Image, fig: Figures, ms: float,
         size: int, *, trial: bool,
     ) -> Output:
         data = item.event.data
-        vendor = data.context.vendor_id
-        failed = upscale_gate(fig, self.settings.gates_for(vendor))
+        failed = upscale_gate(fig, self.settings.gates_for(data.context.vendor_id))
         candidate = self.keys.ref(item.event.subject, UPSCALE_IMAGE)
-        objects = ((candidate, encode_png(result), PNG),)
-        trail = timed_trail(
-            data.trail,
-            self.name,
-            ms,
-            metrics={**data.trail.metrics, self.name: fig},
-            models={**data.trail.models, self.name: self.upscaler.version},
-            applied=[*data.trail.applied, *([] if failed else [self.name])],
+        trail = edit_trail(data.trail, self.name, ms, fig, self.upscaler.version,
+                           failed=bool(failed))
+        edit = Edit(
+            figures=fig, failed=failed, candidate=candidate, mask=getattr(data, "mask", None),
+            trail=trail, objects=((candidate, encode_png(result), PNG),),
         )
-        if failed:
-            review = ReviewData(
-                context=data.context, stage=self.name, reasons=[Reason.of(c) for c in failed],
-                original=data.context.original, candidate=candidate,
-                mask=getattr(data, "mask", None), figures=fig, trail=trail,
+
+        def passed() -> tuple[Topic, UpscaledData]:
+            return Topic.UPSCALED, UpscaledData(
+                context=data.context, image=candidate, source=data.image, alpha=data.alpha,
+                next_stage="finalize", trail=trail,
             )
-            events = (
-                (Topic.REVIEW, derived_event(item.event, self.name, Topic.REVIEW, review)),
-                metrics_event(item.event, self.name, vendor, "fail", ms, size, fig, trial=trial),
-            )
-            return Output(outcome="fail", objects=objects, events=events)
-        out = UpscaledData(
-            context=data.context, image=candidate, source=data.image, alpha=data.alpha,
-            next_stage="finalize", trail=trail,
-        )
-        events = (
-            (Topic.UPSCALED, derived_event(item.event, self.name, Topic.UPSCALED, out)),
-            metrics_event(item.event, self.name, vendor, "pass", ms, size, fig, trial=trial),
-        )
-        return Output(outcome="pass", objects=objects, events=events)
+
+        return gated_output(item, self.name, edit, passed, ms=ms, size=size, trial=trial)

@@ -45,7 +45,7 @@ class _Recorder:
         self.version = "recorded"
         self.built.append(self)
 
-    def __call__(self, images, *args, **kwargs):  # noqa: ARG002
+    def __call__(self, images, *args, **kwargs):
         return [np.array(image) for image in images]
 
 
