@@ -50,7 +50,8 @@ __all__ = [
     "upscale_gate",
 ]
 
-STAGE_NAMES = ("preflight", "route", "inpaint", "upscale", "finalize")
+STAGE_NAMES: tuple[str, ...] = ("preflight", "route", *EDIT_STAGES, "finalize")
+"""Every stage, in pipeline order."""
 
 _FACTORIES: dict[str, type[Any]] = {
     "preflight": PreflightStage,
