@@ -61,6 +61,7 @@ from bench.common import exit_on_sigterm, median_seconds
 from bench.corpus import PHOTOS, Corpus, TextCase, build_corpus
 from processors.inpaint import dilate_mask, edit_region, trim_text_mask
 from processors.quality import PSNR_CAP, psnr, ssim
+from processors.removal import TextRemoval
 
 SECTIONS = ("detect", "remove", "upscale", "speed")
 FP_DILATE = 8
@@ -351,21 +352,6 @@ def _inpainter(method: str, model: Path | None, device: str, dilate: int | None 
     if method not in ("telea", "ns") and device != "cpu":
         knobs["device"] = device
     return Inpainter(InpaintConfig(**knobs))
-
-
-class TextRemoval:
-    """An inpainter (``dilate=0``) followed by :class:`processors.unblend.Unblender` over the
-    same masks, refilling with the same inpainter: the product's removal of detected text."""
-
-    def __init__(self, inpainter: Any) -> None:
-        from processors.unblend import Unblender  # noqa: PLC0415
-
-        self.inpainter = inpainter
-        self.unblender = Unblender(refill=inpainter)
-        self.version = f"{inpainter.version}+{self.unblender.version}"
-
-    def __call__(self, images: Sequence[Image], masks: Sequence[Image]) -> list[Image]:
-        return self.unblender(images, masks, self.inpainter(images, masks))
 
 
 def _upscaler(method: str, model: Path | None, device: str) -> Any:

@@ -46,9 +46,10 @@ from rich.progress import Progress, TaskID
 
 from bench.common import exit_on_sigterm
 from bench.corpus import TextCase, build_corpus
-from bench.quality import FP_DILATE, PSNR_MEAN_CAP, REMOVAL_DILATE, TextRemoval, detection_scores
+from bench.quality import FP_DILATE, PSNR_MEAN_CAP, REMOVAL_DILATE, detection_scores
 from processors.inpaint import InpaintConfig, Inpainter, dilate_mask, edit_region
 from processors.quality import PSNR_CAP, psnr, ssim
+from processors.removal import TextRemoval
 from processors.text import TextDetector, TextDetectorConfig
 
 Image = np.ndarray

@@ -20,12 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers import tools
-from consumers.embedded import InputFile, run_embedded
+from consumers.embedded import run_embedded
 from consumers.errors import ConfigError
 from consumers.logging import configure_logging, get_logger
 from consumers.report import write_reports
 from consumers.settings import Settings, load_settings
 from consumers.stages import STAGE_NAMES
+from consumers.uploads import InputFile, collect_inputs
+from processors.route import EDIT_STAGES
 from schemas.events import Operations
 
 __all__ = ["build_parser", "main"]
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "breaker", help="circuit breakers: show states and windows, or command every replica"
     )
     breaker.add_argument("action", choices=("status", "force-open", "disable", "reset"))
-    breaker.add_argument("--stage", choices=("inpaint", "upscale"),
+    breaker.add_argument("--stage", choices=EDIT_STAGES,
                          help="the stage (required except for status)")
     breaker.add_argument("--vendor", metavar="V", help="a vendor's breaker (per-vendor policy)")
     breaker.add_argument("--reason", default="", metavar="TEXT", help="why, for the audit trail")
@@ -151,7 +153,7 @@ def _ticker(progress: Progress) -> Callable[[], None]:
 
 
 def _inputs(path: Path, out: Path | None = None) -> list[InputFile]:
-    files = tools.collect_inputs(path, exclude=out)
+    files = collect_inputs(path, exclude=out)
     if not files:
         raise UsageError(f"no input files under {path}")
     return files
@@ -220,7 +222,8 @@ def _tool(name: str, fn: Callable[..., tools.ToolSummary], *extra: Any) -> Calla
         files = _inputs(args.input, args.out)
         out = _out_dir(args.out)
         with _progress(len(files), name) as progress:
-            summary = fn(files, *[getattr(args, e) for e in extra], out, _ticker(progress))
+            summary = fn(files, *[getattr(args, e) for e in extra], out, _ticker(progress),
+                         settings=settings)
         return _print_summary(f"pixelgate {name}", summary, out)
 
     return command
@@ -290,26 +293,10 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.worker import (  # noqa: PLC0415 - Kafka client only when needed
-        read_breaker_states,
-        send_breaker_command,
-    )
+    from consumers.worker import read_breaker_states  # noqa: PLC0415 - Kafka client only when needed
 
     if args.action != "status":
-        if args.stage is None:
-            raise UsageError(f"breaker {args.action} needs --stage (inpaint or upscale)")
-        if args.stage not in settings.breakers:
-            raise UsageError(f"stage {args.stage} has no circuit breaker in these settings")
-        if args.vendor is not None and not settings.breakers[args.stage].per_vendor:
-            raise UsageError(
-                f"the {args.stage} breaker is not per vendor (breakers.{args.stage}.per_vendor "
-                "is false); leave out --vendor"
-            )
-        action = args.action.replace("-", "_")
-        asyncio.run(send_breaker_command(settings, args.stage, action, vendor_id=args.vendor,
-                                         reason=args.reason))
-        _err.print(f"sent {action} for {args.stage}/{args.vendor or 'all vendors'}; every "
-                   "replica applies it when it reads the breaker topic", highlight=False)
+        _send_breaker_command(args, settings)
     feed = asyncio.run(read_breaker_states(settings))
     table = Table(title=f"circuit breakers ({settings.topic_prefix}metrics)")
     for column in ("stage", "vendor", "state", "calls", "failed", "fail%", "slow%"):
@@ -318,9 +305,9 @@ def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
     reasons = []
     for status in feed.board.snapshots():
         (stage, vendor), state, snap = status.scope, status.state, status.snapshot
-        if args.stage is not None and stage != args.stage:
-            continue
-        if args.vendor is not None and vendor != args.vendor:
+        if (args.stage is not None and stage != args.stage) or (
+            args.vendor is not None and vendor != args.vendor
+        ):
             continue
         change = last.get(status.scope)
         table.add_row(
@@ -335,6 +322,26 @@ def _cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
     for line in reasons:
         _out.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0
+
+
+def _send_breaker_command(args: argparse.Namespace, settings: Settings) -> None:
+    """Check the ``breaker`` command's arguments and publish it for every replica."""
+    from consumers.worker import send_breaker_command  # noqa: PLC0415 - Kafka client only when needed
+
+    if args.stage is None:
+        raise UsageError(f"breaker {args.action} needs --stage ({' or '.join(EDIT_STAGES)})")
+    if args.stage not in settings.breakers:
+        raise UsageError(f"stage {args.stage} has no circuit breaker in these settings")
+    if args.vendor is not None and not settings.breakers[args.stage].per_vendor:
+        raise UsageError(
+            f"the {args.stage} breaker is not per vendor (breakers.{args.stage}.per_vendor "
+            "is false); leave out --vendor"
+        )
+    action = args.action.replace("-", "_")
+    asyncio.run(send_breaker_command(settings, args.stage, action, vendor_id=args.vendor,
+                                     reason=args.reason))
+    _err.print(f"sent {action} for {args.stage}/{args.vendor or 'all vendors'}; every "
+               "replica applies it when it reads the breaker topic", highlight=False)
 
 
 def _rate(value: float) -> str:

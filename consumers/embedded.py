@@ -10,14 +10,10 @@ returns one report row per input file.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +22,21 @@ import orjson
 
 from consumers.breaker import Transition
 from consumers.breaker_feed import BreakerFeed
+from consumers.errors import PixelgateError, PoisonRecordError, SourceMissingError
+from consumers.keys import PREFLIGHT_IMAGE, ObjectKeys
+from consumers.launch import running_stages
 from consumers.report import BreakerTransition, ReportRow
-from consumers.runner import StageRunner, TopicNames
+from consumers.runner import TopicNames
 from consumers.settings import Settings
-from consumers.stages import build_stages
 from consumers.store import FilesystemStore
 from consumers.transport import MemoryTransport, Message, Record
+from consumers.uploads import (
+    InputFile,
+    image_id_for,
+    safe_name,
+    uploaded_message,
+    vendor_sku,
+)
 from schemas.events import (
     ImageRef,
     Operations,
@@ -39,8 +44,6 @@ from schemas.events import (
     ResultData,
     ReviewData,
     Topic,
-    UploadedData,
-    UploadedEvent,
 )
 from schemas.reasons import ReasonCode
 
@@ -58,18 +61,12 @@ __all__ = [
 TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)
 _STATUS = {Topic.RESULTS: "done", Topic.REVIEW: "review", Topic.REJECTED: "rejected",
            Topic.DLQ: "failed"}
-_NAMESPACE = uuid.UUID("0e4f0a52-8a83-4d5e-b4a4-2b1c7d9e6f10")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """One input file of an embedded run."""
-
-    name: str
-    """Path relative to IN, with '/' separators: the report's ``input``."""
-    path: Path
-    """The file on disk."""
+_DEAD_LETTER_CODES: tuple[tuple[type[PixelgateError], ReasonCode], ...] = (
+    (PoisonRecordError, ReasonCode.INVALID_EVENT),
+    (SourceMissingError, ReasonCode.SOURCE_MISSING),
+)
+"""The reason a dead letter is reported with, by the type of the error that sent it there
+(any other error: ``processing_failed``)."""
 
 
 @dataclass(frozen=True)
@@ -84,39 +81,6 @@ class EmbeddedRun:
     """The in-memory broker, with every topic's records (for inspection and tests)."""
     transitions: list[BreakerTransition]
     """Every circuit-breaker transition during the run, in order."""
-
-
-def image_id_for(name: str, data: bytes) -> str:
-    """A deterministic image id: the same file at the same path always gets the same id."""
-    digest = hashlib.sha256(data).hexdigest()
-    return str(uuid.uuid5(_NAMESPACE, f"{name}\0{digest}"))
-
-
-def uploaded_message(
-    topics: TopicNames, image_id: str, ref: ImageRef, name: str, ops: Operations, source: str
-) -> Message:
-    """The ``uploaded`` record for a file called ``name`` stored at ``ref`` (vendor and SKU come
-    from a ``vendor/sku/file`` path)."""
-    vendor, sku = vendor_sku(name)
-    event = UploadedEvent(
-        id=image_id,
-        source=source,
-        subject=image_id,
-        time=datetime.now(UTC),
-        data=UploadedData(image=ref, vendor_id=vendor, sku=sku, operations=ops),
-    )
-    return Message(
-        topics.name(Topic.UPLOADED),
-        image_id,
-        event.model_dump_json().encode(),
-        (("content-type", b"application/cloudevents+json"),),
-    )
-
-
-def safe_name(name: str) -> str:
-    """A file name safe inside an object key (letters, digits, ".", "_", "-")."""
-    base = _UNSAFE.sub("_", Path(name).name).strip("._") or "file"
-    return base[:100]
 
 
 async def run_embedded(
@@ -157,20 +121,9 @@ async def run_embedded(
     feed = BreakerFeed(settings.breakers, transport=transport, topics=topics,
                        group="pixelgate-breaker",
                        source="pixelgate/embedded")
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
-        runners = [
-            StageRunner(
-                stage,
-                transport=transport,
-                store=store,
-                topics=topics,
-                group=f"pixelgate-{stage.name}",
-                knobs=settings.knobs(stage.name),
-                executor=executor,
-            )
-            for stage in build_stages(settings, board=feed.board)
-        ]
-        tasks = [asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners]
+    with running_stages(settings, stop, transport=transport, store=store, topics=topics,
+                        group_prefix="pixelgate-", board=feed.board) as running:
+        tasks = list(running.tasks)
         tasks.append(asyncio.create_task(feed.run(stop), name="breaker"))
         terminal = await _await_terminal(transport, topics, set(by_id), by_id, tasks, on_terminal)
         stop.set()
@@ -180,7 +133,7 @@ async def run_embedded(
         shutil.rmtree(images)  # ours: rebuilt on every run so reruns are comparable
     used: set[Path] = set()
     ordered = sorted(terminal.items(), key=lambda pair: by_id[pair[0]].name)
-    keys = (settings.output_bucket, settings.output_prefix.strip("/"))
+    keys = ObjectKeys.from_settings(settings)
     rows = [_row(by_id[i], rec, topics, store, out, used, keys) for i, rec in ordered]
     rows.sort(key=lambda r: str(r.record["input"]))
     transitions = [_transition(t) for t in feed.transitions]
@@ -199,15 +152,6 @@ def _transition(transition: Transition) -> BreakerTransition:
         failure_rate=rate / 100.0 if rate >= 0 else None,
         reason=transition.reason,
     )
-
-
-def vendor_sku(name: str) -> tuple[str, str]:
-    """Vendor and SKU from a ``vendor/sku/file`` layout, else placeholders."""
-    parts = [_UNSAFE.sub("_", p).strip("._-")[:128] or "x" for p in Path(name).parts[:-1]]
-    vendor = parts[0] if parts else "local"
-    sku = parts[1] if len(parts) > 1 else Path(name).stem
-    sku = _UNSAFE.sub("_", sku).strip("._-")[:128] or "unknown"
-    return vendor, sku
 
 
 async def _await_terminal(
@@ -242,6 +186,16 @@ async def _await_terminal(
     return seen
 
 
+@dataclass(frozen=True)
+class _Images:
+    """The images on disk that illustrate a report row (see :class:`ReportRow`)."""
+
+    before: Path | None = None
+    after: Path | None = None
+    mask: Path | None = None
+    candidate: Path | None = None
+
+
 def _row(
     item: InputFile,
     record: Record,
@@ -249,62 +203,86 @@ def _row(
     store: FilesystemStore,
     out: Path,
     used: set[Path],
-    keys: tuple[str, str],
+    keys: ObjectKeys,
 ) -> ReportRow:
+    """The report row of one input file, from its terminal record."""
     topic = topics.topic(record.topic)
-    status = _STATUS[topic]
-    reasons: list[dict[str, Any]] = []
-    route: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    timings: dict[str, Any] = {}
-    output = None
-    before = after = mask = candidate = None
+    images = _Images()
+    fields: dict[str, Any] = {"reasons": [], "route": {}, "output": None, "metrics": {},
+                              "timings_ms": {}}
     if topic is Topic.DLQ:
-        headers = dict(record.headers)
-        error = headers.get("error-class", b"").decode()
-        code = {"PoisonRecordError": ReasonCode.INVALID_EVENT,
-                "SourceMissingError": ReasonCode.SOURCE_MISSING}.get(
-            error, ReasonCode.PROCESSING_FAILED)
-        message = headers.get("error-message", b"").decode("utf-8", "replace")
-        reasons = [{"code": code.value, "text": code.text, "detail": f"{error}: {message}"}]
+        fields["reasons"] = _dead_letter_reasons(record)
     else:
-        event = orjson.loads(record.value)
-        data: ResultData | RejectedData | ReviewData
-        if topic is Topic.RESULTS:
-            data = ResultData.model_validate(event["data"])
-        elif topic is Topic.REJECTED:
-            data = RejectedData.model_validate(event["data"])
-        else:
-            data = ReviewData.model_validate(event["data"])
-        trail = data.trail
-        route = trail.route.model_dump(mode="json") if trail.route else {}
-        metrics = dict(trail.metrics)
-        timings = dict(trail.timings_ms)
-        if isinstance(data, RejectedData | ReviewData):
-            reasons = [r.model_dump(mode="json") for r in data.reasons]
-        before = _existing(
-            store, ImageRef(bucket=keys[0], key=f"{keys[1]}/{record.key}/preflight.png")
-        )
-        if isinstance(data, ResultData):
-            final = store.path(data.image)
-            output_path = _export(final, item.name, out, used)
-            output = output_path.relative_to(out).as_posix()
-            after = output_path
-            mask = store.path(data.mask) if data.mask else None
-        elif isinstance(data, ReviewData):
-            candidate = store.path(data.candidate) if data.candidate else None
-            mask = store.path(data.mask) if data.mask else None
-    record_out = {
-        "input": item.name,
-        "status": status,
-        "reasons": reasons,
-        "route": route,
-        "output": output,
-        "metrics": metrics,
-        "timings_ms": timings,
+        images, fields = _terminal_row(item, record, topic, store, out, used, keys)
+    record_out = {"input": item.name, "status": _STATUS[topic], **fields}
+    return ReportRow(record=record_out, before=images.before, after=images.after,
+                     mask=images.mask, candidate=images.candidate)
+
+
+def _dead_letter_reasons(record: Record) -> list[dict[str, Any]]:
+    """The reason of a dead letter, from the error type its ``error-class`` header names."""
+    headers = dict(record.headers)
+    error = headers.get("error-class", b"").decode()
+    kind = _error_types().get(error)
+    code = next(
+        (c for base, c in _DEAD_LETTER_CODES if kind is not None and issubclass(kind, base)),
+        ReasonCode.PROCESSING_FAILED,
+    )
+    message = headers.get("error-message", b"").decode("utf-8", "replace")
+    return [{"code": code.value, "text": code.text, "detail": f"{error}: {message}"}]
+
+
+def _error_types() -> dict[str, type[PixelgateError]]:
+    """Every class of the error tree, by name."""
+    found: dict[str, type[PixelgateError]] = {}
+    pending: list[type[PixelgateError]] = [PixelgateError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.__name__, kind)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
+def _terminal_row(
+    item: InputFile,
+    record: Record,
+    topic: Topic,
+    store: FilesystemStore,
+    out: Path,
+    used: set[Path],
+    keys: ObjectKeys,
+) -> tuple[_Images, dict[str, Any]]:
+    """The images and the fields of a row that reached ``results``, ``rejected`` or ``review``
+    (the final image exported under ``out``)."""
+    event = orjson.loads(record.value)
+    data: ResultData | RejectedData | ReviewData
+    if topic is Topic.RESULTS:
+        data = ResultData.model_validate(event["data"])
+    elif topic is Topic.REJECTED:
+        data = RejectedData.model_validate(event["data"])
+    else:
+        data = ReviewData.model_validate(event["data"])
+    trail = data.trail
+    fields: dict[str, Any] = {
+        "reasons": [],
+        "route": trail.route.model_dump(mode="json") if trail.route else {},
+        "output": None,
+        "metrics": dict(trail.metrics),
+        "timings_ms": dict(trail.timings_ms),
     }
-    return ReportRow(record=record_out, before=before, after=after, mask=mask,
-                     candidate=candidate)
+    if isinstance(data, RejectedData | ReviewData):
+        fields["reasons"] = [r.model_dump(mode="json") for r in data.reasons]
+    images = _Images(before=_existing(store, keys.ref(str(record.key), PREFLIGHT_IMAGE)))
+    if isinstance(data, ResultData):
+        after = _export(store.path(data.image), item.name, out, used)
+        fields["output"] = after.relative_to(out).as_posix()
+        mask = store.path(data.mask) if data.mask else None
+        images = replace(images, after=after, mask=mask)
+    elif isinstance(data, ReviewData):
+        candidate = store.path(data.candidate) if data.candidate else None
+        mask = store.path(data.mask) if data.mask else None
+        images = replace(images, mask=mask, candidate=candidate)
+    return images, fields
 
 
 def _existing(store: FilesystemStore, ref: ImageRef | None) -> Path | None:

@@ -1,26 +1,29 @@
 """Single-stage commands over files: preflight, detect-text, remove-text, inpaint, upscale.
 
-They call the same processors as the pipeline, in micro-batches, without a transport. Inputs are
-decoded through preflight (bytes sniffed, bombs refused, orientation and colour normalized) with a
-permissive *tool policy* that keeps the input's geometry, so masks line up with the inputs.
+They call the same processors as the pipeline, in micro-batches, without a transport, built from
+the same settings (:mod:`consumers.configs`: ``PIXELGATE_DEVICE``, ``PIXELGATE_INPAINT_METHOD``,
+...). Inputs are decoded through preflight (bytes sniffed, bombs refused, orientation and colour
+normalized) with a permissive *tool policy* that keeps the input's geometry, so masks line up
+with the inputs.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from consumers.codec import decode_mask, encode_mask, encode_png
-from consumers.embedded import InputFile
+from consumers.configs import inpaint_config, text_config, text_removal, upscale_config
 from consumers.report import write_jsonl
-from processors.inpaint import InpaintConfig, Inpainter, edit_region
+from consumers.settings import Settings
+from consumers.uploads import InputFile, collect_inputs
+from processors.inpaint import Inpainter
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
+from processors.removal import TextRemoval
 from processors.tensors import Image, Mask
 from processors.text import TextDetector
-from processors.unblend import Unblender
 from processors.upscale import Upscaler
 from schemas.reasons import ReasonCode
 
@@ -60,33 +63,6 @@ class ToolSummary:
         self.details.append({"input": name, "status": status, "output": output, **extra})
 
 
-def collect_inputs(path: Path, *, exclude: Path | None = None) -> list[InputFile]:
-    """The files under ``path`` (or ``path`` itself), sorted, hidden files skipped.
-
-    ``exclude`` (typically the output folder, when it lies inside the input) is left out, so a
-    rerun never ingests its own outputs. Raises FileNotFoundError / NotADirectoryError with the
-    path in the message.
-    """
-    skip = exclude.resolve() if exclude is not None else None
-    if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
-    if path.is_file():
-        return [InputFile(path.name, path)]
-    if not path.is_dir():
-        raise NotADirectoryError(f"input is neither a file nor a folder: {path}")
-    files = []
-    for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skip
-        )
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            full = Path(root) / name
-            files.append(InputFile(full.relative_to(path).as_posix(), full))
-    return files
-
-
 def _batches(files: Sequence[InputFile]) -> Iterator[Sequence[InputFile]]:
     for start in range(0, len(files), _BATCH):
         yield files[start : start + _BATCH]
@@ -117,7 +93,6 @@ def _done(
 
 def _reasons(result: PreflightResult) -> list[dict[str, str]]:
     return [{"code": c.value, "text": c.text} for c in result.reasons]
-
 
 
 def _each_image(
@@ -171,9 +146,11 @@ def preflight(
     return summary
 
 
-def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
+def detect_text(
+    files: Sequence[InputFile], out: Path, tick: Tick, *, settings: Settings
+) -> ToolSummary:
     """Write ``OUT/<name>.png`` masks (255 = text)."""
-    detector = TextDetector()
+    detector = TextDetector(text_config(settings))
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         for item, result in zip(kept, detector(images), strict=True):
@@ -182,31 +159,31 @@ def detect_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummar
     return summary
 
 
-def remove_text(files: Sequence[InputFile], out: Path, tick: Tick) -> ToolSummary:
-    """Detect text and write ``OUT/<name>.png`` with it removed."""
-    detector = TextDetector()
-    # The detector's masks already cover the outline and antialiasing: not grown again, only
-    # trimmed of the clean pixels on their edge (as the pipeline's inpaint stage fills them).
-    # Semi-transparent overlays are then un-blended rather than filled, and the edges of
-    # single-colour ink un-mixed (the parts so solved filled again), as the stage does.
-    inpainter = Inpainter(InpaintConfig(dilate=0))
-    unblender = Unblender(refill=inpainter)
+def remove_text(
+    files: Sequence[InputFile], out: Path, tick: Tick, *, settings: Settings
+) -> ToolSummary:
+    """Detect text and write ``OUT/<name>.png`` with it removed, as the inpaint stage removes it
+    (:class:`processors.removal.TextRemoval`)."""
+    detector = TextDetector(text_config(settings))
+    removal = text_removal(settings)
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         masks = [
-            edit_region(image.shape[:2], r.mask, image=image)
+            TextRemoval.regions(image, r.mask).fill
             for image, r in zip(images, detector(images), strict=True)
         ]
-        results = unblender(images, masks, inpainter(images, masks))
+        results = removal(images, masks)
         for item, edited, mask in zip(kept, results, masks, strict=True):
             _done(summary, out, item.name, encode_png(edited), tick,
                   masked=round(float((mask > 0).mean()), 5))
     return summary
 
 
-def inpaint(files: Sequence[InputFile], masks: Path, out: Path, tick: Tick) -> ToolSummary:
+def inpaint(
+    files: Sequence[InputFile], masks: Path, out: Path, tick: Tick, *, settings: Settings
+) -> ToolSummary:
     """Fill ``masks`` (one mask file, or a folder of ``<stem>.png``) in every input."""
-    inpainter = Inpainter()
+    inpainter = Inpainter(inpaint_config(settings))
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         ready: list[tuple[InputFile, Image, Mask]] = []
@@ -226,9 +203,11 @@ def inpaint(files: Sequence[InputFile], masks: Path, out: Path, tick: Tick) -> T
     return summary
 
 
-def upscale(files: Sequence[InputFile], scale: int, out: Path, tick: Tick) -> ToolSummary:
+def upscale(
+    files: Sequence[InputFile], scale: int, out: Path, tick: Tick, *, settings: Settings
+) -> ToolSummary:
     """Write ``OUT/<name>.png`` upscaled ×``scale``."""
-    upscaler = Upscaler()
+    upscaler = Upscaler(upscale_config(settings))
     summary = ToolSummary()
     for kept, images in _each_image(files, summary, tick, Preflight(TOOL_POLICY)):
         for item, result in zip(kept, upscaler(images, scale=scale), strict=True):

@@ -11,18 +11,18 @@ import asyncio
 import signal
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from consumers.breaker_feed import BreakerFeed, control_message, feed_group
-from consumers.embedded import InputFile, image_id_for, safe_name, uploaded_message, vendor_sku
 from consumers.errors import RetriableError, TransportUnavailableError
 from consumers.health import HealthServer
 from consumers.kafka import KafkaTransport
+from consumers.launch import running_stages
 from consumers.logging import get_logger
 from consumers.runner import StageRunner, TopicNames, backoff_delay
 from consumers.s3 import S3Store
 from consumers.settings import Settings
-from consumers.stages import STAGE_NAMES, build_stages
+from consumers.stages import STAGE_NAMES
+from consumers.uploads import InputFile, image_id_for, safe_name, uploaded_message, vendor_sku
 from schemas.events import ImageRef, Operations, Topic
 
 __all__ = [
@@ -95,20 +95,11 @@ async def run_worker(
         if guarded:
             tasks.append(asyncio.create_task(feed.run(stop), name="breaker"))
             await _caught_up(feed, tasks[0], stop)
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pixelgate") as executor:
-            runners.extend(
-                StageRunner(
-                    stage,
-                    transport=transport,
-                    store=store,
-                    topics=topics,
-                    group=f"{settings.topic_prefix}{stage.name}",
-                    knobs=settings.knobs(stage.name),
-                    executor=executor,
-                )
-                for stage in build_stages(settings, names, board=feed.board if guarded else None)
-            )
-            tasks.extend(asyncio.create_task(r.run(stop), name=r.stage.name) for r in runners)
+        with running_stages(settings, stop, transport=transport, store=store, topics=topics,
+                            group_prefix=settings.topic_prefix, names=names,
+                            board=feed.board if guarded else None) as running:
+            runners.extend(running.runners)
+            tasks.extend(running.tasks)
             await asyncio.gather(*tasks)
     finally:
         stop.set()

@@ -13,9 +13,13 @@ from skimage.data import astronaut
 
 from consumers.cli import build_parser, main
 from consumers.dev.sample import KINDS, generate_sample
-from consumers.embedded import run_embedded
+from consumers.embedded import _row, run_embedded
+from consumers.keys import ObjectKeys
+from consumers.runner import TopicNames
 from consumers.settings import Settings
-from consumers.tools import collect_inputs
+from consumers.store import FilesystemStore
+from consumers.transport import Record
+from consumers.uploads import InputFile, collect_inputs
 from schemas.events import Operations, Topic
 
 CONTRACT_KEYS = ["input", "status", "reasons", "route", "output", "metrics", "timings_ms"]
@@ -245,3 +249,27 @@ def test_output_folder_inside_input_is_not_ingested(sample, manifest, tmp_path):
         assert main(["run", str(src), "--out", str(src / "out"), "--remove-text", "off"]) == 0
     lines = (src / "out" / "report.jsonl").read_text().splitlines()
     assert [json.loads(line)["input"] for line in lines] == ["a/one.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        ("PoisonRecordError", "INVALID_EVENT"),
+        ("SourceMissingError", "SOURCE_MISSING"),
+        ("StoreUnavailableError", "PROCESSING_FAILED"),
+        ("ValueError", "PROCESSING_FAILED"),
+        ("", "PROCESSING_FAILED"),
+    ],
+)
+def test_a_dead_letter_is_reported_with_its_error_types_reason(tmp_path, error, code):
+    record = Record(
+        topic="pixelgate.dlq", partition=0, offset=0, key="img", value=b"{",
+        headers=(("error-class", error.encode()), ("error-message", b"what went wrong")),
+    )
+    row = _row(InputFile("a.png", tmp_path / "a.png"), record, TopicNames("pixelgate."),
+               FilesystemStore(tmp_path / "store"), tmp_path, set(), ObjectKeys("b", "p"))
+    assert row.record["status"] == "failed"
+    (reason,) = row.record["reasons"]
+    assert reason["code"] == code
+    assert reason["detail"] == f"{error}: what went wrong"
+    assert row.before is None

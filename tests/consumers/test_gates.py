@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from consumers.errors import ConfigError
+from consumers.gates import edit_gate, upscale_gate
 from consumers.settings import GateKnobs, Settings, load_settings
-from consumers.stages import edit_gate, upscale_gate
 from processors.quality import measure_edits, measure_upscales
 from schemas.reasons import ReasonCode
 

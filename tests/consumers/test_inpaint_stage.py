@@ -119,11 +119,10 @@ def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
 
 
 def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
-    """Sample upload 26 (``make demo``'s set): a white caption with a dark outline on a red
-    photo. One of its parts passes the overlay gate by chance; solving for the background
-    there put "Buy" back, and the stage sent the image to review (WORSE_THAN_INPUT). The
-    texture check keeps the fill instead (checked with the ink step off: that step may still
-    un-mix the caption's edge, and the stage must pass either way)."""
+    """A white caption with a dark outline on a red photo (upload 26 of ``pixelgate sample``'s
+    set), one of whose parts passes the overlay gate: solving for the background there would
+    put the caption back. The texture check keeps the fill instead (checked with the ink step
+    off, which may still un-mix the caption's edge), and the stage passes either way."""
     image, text, region = _sample_upload(tmp_path, 26)
     filled = Inpainter(InpaintConfig(dilate=0))([image], [region])[0]
     overlay_only = UnblendConfig(ink=False)
@@ -134,11 +133,10 @@ def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
 
 
 def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
-    """Upload 100 of ``pixelgate sample big --count 120`` (vendor01/sku0100/back.jpg): an
-    orange date stamp over a red-orange photo. With ink and background this close, the ink
-    step's coverage estimates are off and it left ghosts of the digits (texture ratio 2.46
-    with the refill, 2.98 without); the stage sent the upload to review (WORSE_THAN_INPUT).
-    The ink step's own texture check keeps the fill instead, and the stage passes."""
+    """An orange date stamp over a red-orange photo (upload 100 of ``pixelgate sample big
+    --count 120``): with ink and background this close, the ink step's coverage estimates are
+    off and, unchecked, leave ghosts of the digits. The ink step's own texture check keeps the
+    fill instead, and the stage passes."""
     image, text, region = _sample_upload(tmp_path, 100)
     inpainter = Inpainter(InpaintConfig(dilate=0))
     filled = inpainter([image], [region])[0]

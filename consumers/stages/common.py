@@ -1,0 +1,230 @@
+"""What every stage shares: derived events, metrics, per-item timing, the trail, and the
+circuit breaker's admission of a batch."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from consumers.breaker import BreakerBoard, BreakerState
+from consumers.errors import BreakerOpenError, PoisonRecordError
+from consumers.runner import Loaded, Output
+from schemas.events import (
+    CloudEvent,
+    ImageRef,
+    MetricsData,
+    Reason,
+    ReviewData,
+    Topic,
+    Trail,
+    event_type,
+)
+from schemas.reasons import ReasonCode
+
+Figures = dict[str, float | None]
+
+__all__ = [
+    "PNG",
+    "Admission",
+    "Edit",
+    "Figures",
+    "admit",
+    "derived_event",
+    "edit_trail",
+    "gated_output",
+    "held_for_review",
+    "metrics_event",
+    "parse_event",
+    "share_ms",
+    "timed_trail",
+]
+
+PNG = "image/png"
+"""Content type of every object the stages write."""
+
+_NAMESPACE = uuid.UUID("6f1d3c2e-5a4b-4f0e-9c8d-7b6a5f4e3d2c")
+
+
+def derived_event(
+    source: CloudEvent[Any], stage: str, topic: Topic, data: BaseModel
+) -> CloudEvent[Any]:
+    """A derived event: same subject (image id), deterministic id, typed data."""
+    return CloudEvent[Any](
+        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{stage}/{topic.value}")),
+        source=f"pixelgate/{stage}",
+        type=event_type(topic),
+        subject=source.subject,
+        time=datetime.now(UTC),
+        data=data,
+    )
+
+
+def parse_event(model: type[BaseModel], value: bytes) -> CloudEvent[Any]:
+    """A record's event with ``data`` of type ``model``; PoisonRecordError if it does not match."""
+    try:
+        return CloudEvent[model].model_validate_json(value)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise PoisonRecordError(f"event does not match {model.__name__}: {exc}") from None
+
+
+def metrics_event(
+    source: CloudEvent[Any],
+    stage: str,
+    vendor_id: str,
+    outcome: Literal["pass", "fail", "error", "rejected", "skipped"],
+    latency_ms: float,
+    batch_size: int,
+    figures: Figures | None = None,
+    *,
+    trial: bool = False,
+) -> tuple[Topic, CloudEvent[Any]]:
+    """The ``metrics`` event of one item (every stage publishes one per item)."""
+    data = MetricsData(
+        stage=stage,
+        vendor_id=vendor_id,
+        outcome=outcome,
+        figures=figures or {},
+        latency_ms=round(latency_ms, 3),
+        batch_size=batch_size,
+        trial=trial,
+    )
+    return Topic.METRICS, derived_event(source, stage, Topic.METRICS, data)
+
+
+def share_ms(items: Sequence[Loaded[Any]], started: float) -> list[float]:
+    """Each item's time in the stage: its own load time plus an equal share of the batch."""
+    batch_ms = (time.perf_counter() - started) * 1000.0 / max(len(items), 1)
+    return [item.load_ms + batch_ms for item in items]
+
+
+def timed_trail(trail: Trail, stage: str, ms: float, **updates: Any) -> Trail:
+    """``trail`` with the stage's time (and ``updates``) added."""
+    timings = {**trail.timings_ms, stage: round(ms, 3)}
+    return trail.model_copy(update={"timings_ms": timings, **updates})
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Which items of a batch the stage's circuit breaker lets through."""
+
+    allowed: tuple[bool, ...]
+    """Per item: edit it (True) or send it to review untouched (False)."""
+    trial: tuple[bool, ...]
+    """Per item: admitted as a half-open trial."""
+
+
+_CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
+
+
+def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Admission:
+    """Ask the breaker about each item, in order. With the ``pause`` policy an open scope raises
+    :class:`BreakerOpenError` before any half-open permit is taken: the runner then holds the
+    batch (partitions paused, nothing committed) and retries it with backoff."""
+    policy = board.policy(stage) if board is not None else None
+    if board is None or policy is None:
+        return Admission((True,) * len(vendors), (False,) * len(vendors))
+    states = [board.state(stage, vendor) for vendor in vendors]
+    if policy.when_open == "pause":
+        blocked = sorted({v for v, st in zip(vendors, states, strict=True)
+                          if st in _CLOSED_TO_EDITS})
+        if blocked:
+            raise BreakerOpenError(
+                f"{stage}: circuit breaker open for vendor(s) {', '.join(blocked)}; "
+                "holding the batch until it half-opens"
+            )
+    allowed = tuple(board.allow(stage, vendor) for vendor in vendors)
+    trial = tuple(
+        ok and st is BreakerState.HALF_OPEN for ok, st in zip(allowed, states, strict=True)
+    )
+    return Admission(allowed, trial)
+
+
+def held_for_review(
+    item: Loaded[Any], stage: str, ms: float, size: int, mask: ImageRef | None
+) -> Output:
+    """An item the open breaker keeps from being edited: to review, untouched."""
+    data = item.event.data
+    review = ReviewData(
+        context=data.context, stage=stage, reasons=[Reason.of(ReasonCode.BREAKER_OPEN)],
+        original=data.context.original, candidate=None, mask=mask,
+        trail=timed_trail(data.trail, stage, ms),
+    )
+    return Output(
+        outcome="held",
+        events=(
+            (Topic.REVIEW, derived_event(item.event, stage, Topic.REVIEW, review)),
+            metrics_event(item.event, stage, data.context.vendor_id, "skipped", ms, size),
+        ),
+    )
+
+
+def edit_trail(
+    trail: Trail, stage: str, ms: float, figures: Figures, version: str, *, failed: bool
+) -> Trail:
+    """``trail`` after an editing stage: its time, figures and model version, and the stage
+    listed as applied unless a gate failed."""
+    return timed_trail(
+        trail,
+        stage,
+        ms,
+        metrics={**trail.metrics, stage: figures},
+        models={**trail.models, stage: version},
+        applied=[*trail.applied, *([] if failed else [stage])],
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edit:
+    """What an editing stage made of one item, before its gates decide where it goes."""
+
+    figures: Figures
+    """The quality figures the gates read."""
+    failed: list[ReasonCode]
+    """The gates it failed (empty: it passes)."""
+    candidate: ImageRef
+    """The edited image."""
+    mask: ImageRef | None
+    """The mask shown with it in review."""
+    trail: Trail
+    """The item's trail, this stage included."""
+    objects: tuple[tuple[ImageRef, bytes, str], ...]
+    """The objects to store (the candidate first)."""
+
+
+def gated_output(
+    item: Loaded[Any],
+    stage: str,
+    edit: Edit,
+    passed: Callable[[], tuple[Topic, BaseModel]],
+    *,
+    ms: float,
+    size: int,
+    trial: bool,
+) -> Output:
+    """An edited item: to review with the failed gates' reasons, or on with ``passed()``'s
+    topic and data; either way with its ``metrics`` event."""
+    data = item.event.data
+    vendor = data.context.vendor_id
+    if edit.failed:
+        review = ReviewData(
+            context=data.context, stage=stage, reasons=[Reason.of(c) for c in edit.failed],
+            original=data.context.original, candidate=edit.candidate, mask=edit.mask,
+            figures=edit.figures, trail=edit.trail,
+        )
+        events = (
+            (Topic.REVIEW, derived_event(item.event, stage, Topic.REVIEW, review)),
+            metrics_event(item.event, stage, vendor, "fail", ms, size, edit.figures, trial=trial),
+        )
+        return Output(outcome="fail", objects=edit.objects, events=events)
+    topic, out = passed()
+    events = (
+        (topic, derived_event(item.event, stage, topic, out)),
+        metrics_event(item.event, stage, vendor, "pass", ms, size, edit.figures, trial=trial),
+    )
+    return Output(outcome="pass", objects=edit.objects, events=events)
