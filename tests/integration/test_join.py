@@ -34,7 +34,7 @@ from consumers.errors import TransportUnavailableError
 from consumers.kafka import KafkaTransport
 from consumers.transport import Message, poll_or_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SESSION_TIMEOUT_MS = 4000
 JOIN_TIMEOUT_MS = 3 * SESSION_TIMEOUT_MS
