@@ -1,5 +1,6 @@
-# pixelgate: `make demo` runs the embedded pipeline on generated samples; `make test` runs the suite.
-# Both build .venv themselves (torch pinned to the CPU build by constraints.txt).
+# pixelgate: `make demo` runs the embedded pipeline on generated samples; `make test` runs the
+# whole suite, `make test-fast` the unit tests only; `make lint` is ruff and strict mypy. Each
+# builds .venv itself (torch pinned to the CPU build by constraints.txt).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,8 +10,11 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 SAMPLES ?= 30
+# Test processes (pytest-xdist). Two keep both cores of a CI machine busy: while one process
+# waits on the integration tests' servers, the other computes.
+TEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench schemas clean gpu-wheels
+.PHONY: demo test test-fast lint bench schemas clean gpu-wheels
 
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +41,15 @@ demo: $(STAMP)
 	$(BIN)/pixelgate run samples/upload --out out --upscale-to 1600
 	@echo "open out/report.html in a browser"
 
+# pytest-xdist's worksteal: each process starts with half of the suite (integration tests first,
+# see tests/conftest.py) and the one that runs out takes tests from the end of the other's queue.
+# Each process starts its own local servers for the integration tests.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The edit-test loop: no servers (integration) and nothing marked slow.
+test-fast: $(STAMP)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -45,6 +45,10 @@ Semantics, after Resilience4j's ``CircuitBreaker``:
 Time: ``clock`` and every ``at`` given to ``record`` must share one time base. The default is
 ``time.monotonic`` for a breaker driven by its own calls; a breaker driven by ``metrics`` events
 passes their event time as ``at`` and ``clock=time.time``.
+
+The policy and its vocabulary (``BreakerPolicy``, ``BreakerState``, ``Scope``) live in
+:mod:`consumers.breaker_policy`, the sliding windows in :mod:`consumers.breaker_window`; this
+module re-exports the public names.
 """
 
 from __future__ import annotations
@@ -52,14 +56,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from enum import StrEnum
-from typing import Any, ClassVar, Literal, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from pydantic import ConfigDict
-
+from consumers.breaker_policy import BreakerPolicy, BreakerState, Scope
+from consumers.breaker_window import (
+    EMPTY_SNAPSHOT,
+    CountWindow,
+    TimeWindow,
+    Window,
+    WindowSnapshot,
+)
 from schemas.events import BreakerData, MetricsData
 
 __all__ = [
@@ -76,141 +84,6 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
-
-
-class BreakerState(StrEnum):
-    """The states of a circuit breaker (Resilience4j's names)."""
-
-    CLOSED = "CLOSED"
-    OPEN = "OPEN"
-    HALF_OPEN = "HALF_OPEN"
-    FORCED_OPEN = "FORCED_OPEN"
-    DISABLED = "DISABLED"
-
-
-class Scope(NamedTuple):
-    """What one breaker guards: a stage, or one vendor's items in a stage."""
-
-    stage: str
-    """The stage name (``inpaint``, ``upscale``, ...)."""
-    vendor_id: str | None = None
-    """The vendor, when the stage's policy is per vendor; ``None`` for the whole stage."""
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
-def _check_float(name: str, value: object, *, low: float, high: float = math.inf) -> float:
-    """``value`` as a float in ``(low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not low < value <= high:
-        bound = "" if math.isinf(high) else f" and <= {high:g}"
-        raise ValueError(f"{name} must be > {low:g}{bound}, got {value!r}")
-    return float(value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BreakerPolicy:
-    """How one stage's breaker decides (Resilience4j's ``CircuitBreakerConfig``, in seconds).
-
-    Build it with keywords, with :meth:`from_mapping` (settings files), or let pydantic validate
-    it as a field type (``dict[str, BreakerPolicy]``).
-    """
-
-    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
-
-    window: Literal["count", "time"] = "count"
-    """``count``: the last ``window_size`` outcomes; ``time``: the last ``window_size`` seconds."""
-    window_size: int = 50
-    """Outcomes (count window) or seconds (time window) in the sliding window; >= 1."""
-    minimum_calls: int = 20
-    """Calls the window must hold before any rate is computed (and the breaker can open); >= 1.
-    For a count window the effective minimum is ``min(minimum_calls, window_size)``."""
-    failure_rate_threshold: float = 50.0
-    """Percent of failed calls (errors plus failed gates) that opens the breaker; 0 < x <= 100."""
-    slow_call_rate_threshold: float = 100.0
-    """Percent of slow calls that opens the breaker; 0 < x <= 100. At 100 only a window of
-    nothing but slow calls opens it, so it is effectively off."""
-    slow_call_duration_s: float = 60.0
-    """A call longer than this (seconds, strictly) is slow; > 0."""
-    wait_in_open_s: float = 30.0
-    """Seconds in OPEN before HALF_OPEN; > 0."""
-    half_open_permits: int = 5
-    """Trial calls admitted in HALF_OPEN; all of them are judged before it closes or reopens."""
-    per_vendor: bool = False
-    """One breaker per (stage, vendor) instead of one per stage, so one vendor's bad batch does
-    not stop everyone."""
-    when_open: Literal["review", "pause"] = "review"
-    """What the stage does while its breaker refuses: send items to ``review`` untouched, or
-    pause its partitions."""
-
-    def __post_init__(self) -> None:
-        if self.window not in ("count", "time"):
-            raise ValueError(f"window must be 'count' or 'time', got {self.window!r}")
-        _check_int("window_size", self.window_size, 1)
-        _check_int("minimum_calls", self.minimum_calls, 1)
-        _check_int("half_open_permits", self.half_open_permits, 1)
-        for name in ("failure_rate_threshold", "slow_call_rate_threshold"):
-            object.__setattr__(self, name, _check_float(name, getattr(self, name), low=0.0,
-                                                        high=100.0))
-        for name in ("slow_call_duration_s", "wait_in_open_s"):
-            object.__setattr__(self, name, _check_float(name, getattr(self, name), low=0.0))
-        if not isinstance(self.per_vendor, bool):
-            raise ValueError(f"per_vendor must be true or false, got {self.per_vendor!r}")
-        if self.when_open not in ("review", "pause"):
-            raise ValueError(f"when_open must be 'review' or 'pause', got {self.when_open!r}")
-
-    @property
-    def effective_minimum_calls(self) -> int:
-        """The minimum calls actually applied (capped at the size of a count window)."""
-        if self.window == "count":
-            return min(self.minimum_calls, self.window_size)
-        return self.minimum_calls
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> BreakerPolicy:
-        """A policy from a settings mapping; unknown keys and bad values raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown breaker policy keys {unknown}; known keys are {sorted(known)}"
-            )
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class WindowSnapshot:
-    """The figures of a breaker's window at one moment."""
-
-    calls: int
-    """Outcomes in the window."""
-    failures: int
-    """Failed outcomes (errors plus failed gates) in the window."""
-    slow_calls: int
-    """Outcomes slower than the policy's ``slow_call_duration_s`` (failed or not)."""
-    failure_rate: float
-    """Percent of failed calls; ``-1.0`` below the minimum number of calls."""
-    slow_call_rate: float
-    """Percent of slow calls; ``-1.0`` below the minimum number of calls."""
-
-    def as_dict(self) -> dict[str, float]:
-        """The figures as ``BreakerData.window``."""
-        return {
-            "calls": float(self.calls),
-            "failures": float(self.failures),
-            "slow_calls": float(self.slow_calls),
-            "failure_rate": self.failure_rate,
-            "slow_call_rate": self.slow_call_rate,
-        }
-
-
-_EMPTY = WindowSnapshot(calls=0, failures=0, slow_calls=0, failure_rate=-1.0, slow_call_rate=-1.0)
 
 
 @dataclass(frozen=True)
@@ -268,94 +141,6 @@ def call_outcome(metrics: MetricsData) -> CallOutcome | None:
     return CallOutcome(failed=metrics.outcome in ("fail", "error"), duration_s=duration)
 
 
-def _rate(count: int, calls: int, minimum: int) -> float:
-    if calls == 0 or calls < minimum:
-        return -1.0
-    return count * 100.0 / calls
-
-
-class _Window:
-    """Running totals of outcomes; subclasses decide which outcomes are still in the window."""
-
-    def __init__(self, minimum_calls: int) -> None:
-        self.minimum_calls = minimum_calls
-        self.calls = 0
-        self.failures = 0
-        self.slow = 0
-
-    def add(self, failed: bool, slow: bool, at: float) -> bool:
-        """Count one outcome at time ``at``; ``False`` if it is too old for the window."""
-        raise NotImplementedError
-
-    def expire(self, now: float) -> None:
-        """Drop what has left the window by ``now``."""
-
-    def snapshot(self, now: float) -> WindowSnapshot:
-        self.expire(now)
-        return WindowSnapshot(
-            calls=self.calls,
-            failures=self.failures,
-            slow_calls=self.slow,
-            failure_rate=_rate(self.failures, self.calls, self.minimum_calls),
-            slow_call_rate=_rate(self.slow, self.calls, self.minimum_calls),
-        )
-
-
-class _CountWindow(_Window):
-    def __init__(self, size: int, minimum_calls: int) -> None:
-        super().__init__(minimum_calls)
-        self._size = size
-        self._outcomes: deque[tuple[bool, bool]] = deque()
-
-    def add(self, failed: bool, slow: bool, at: float) -> bool:  # noqa: ARG002 - counts ignore time
-        if len(self._outcomes) == self._size:
-            old_failed, old_slow = self._outcomes.popleft()
-            self.calls -= 1
-            self.failures -= old_failed
-            self.slow -= old_slow
-        self._outcomes.append((failed, slow))
-        self.calls += 1
-        self.failures += failed
-        self.slow += slow
-        return True
-
-
-class _TimeWindow(_Window):
-    """The last ``size`` whole seconds up to the newest second seen (by ``at`` or ``now``)."""
-
-    def __init__(self, size: int, minimum_calls: int) -> None:
-        super().__init__(minimum_calls)
-        self._size = size
-        self._head: int | None = None
-        self._buckets: dict[int, list[int]] = {}
-
-    def expire(self, now: float) -> None:
-        second = math.floor(now)
-        if self._head is not None and second <= self._head:
-            return
-        self._head = second
-        oldest = second - self._size + 1
-        for key in [k for k in self._buckets if k < oldest]:
-            calls, failures, slow = self._buckets.pop(key)
-            self.calls -= calls
-            self.failures -= failures
-            self.slow -= slow
-
-    def add(self, failed: bool, slow: bool, at: float) -> bool:
-        self.expire(at)
-        second = math.floor(at)
-        if self._head is not None and second <= self._head - self._size:
-            return False
-        bucket = self._buckets.setdefault(second, [0, 0, 0])
-        bucket[0] += 1
-        bucket[1] += failed
-        bucket[2] += slow
-        self.calls += 1
-        self.failures += failed
-        self.slow += slow
-        return True
-
-
 _DEFAULT_SCOPE = Scope("default")
 
 
@@ -385,8 +170,8 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
-        self._window: _Window | None = self._closed_window()
-        self._held = _EMPTY
+        self._window: Window | None = self._closed_window()
+        self._held = EMPTY_SNAPSHOT
         self._opened_at = 0.0
         self._half_open_at = 0.0
         self._permits = 0
@@ -483,11 +268,11 @@ class CircuitBreaker:
 
     # --- internals: every method below runs with the lock held ---
 
-    def _closed_window(self) -> _Window:
+    def _closed_window(self) -> Window:
         policy = self._policy
         if policy.window == "count":
-            return _CountWindow(policy.window_size, policy.effective_minimum_calls)
-        return _TimeWindow(policy.window_size, policy.minimum_calls)
+            return CountWindow(policy.window_size, policy.effective_minimum_calls)
+        return TimeWindow(policy.window_size, policy.minimum_calls)
 
     def _current(self, now: float) -> WindowSnapshot:
         return self._held if self._window is None else self._window.snapshot(now)
@@ -513,7 +298,7 @@ class CircuitBreaker:
             f"waited {self._policy.wait_in_open_s:g} s in OPEN; admitting {permits} trial calls",
             self._held,
         )
-        self._window = _CountWindow(permits, permits)
+        self._window = CountWindow(permits, permits)
         self._permits = permits
         self._half_open_at = due
 
@@ -573,7 +358,7 @@ class CircuitBreaker:
             elif self._state is not to:
                 self._move(to, now, reason, self._current(now))
                 self._window = None
-                self._held = _EMPTY
+                self._held = EMPTY_SNAPSHOT
             self._permits = 0
             return self._take()
 

@@ -1,4 +1,4 @@
-"""Tests for report.jsonl and the self-contained report.html (consumers/report.py)."""
+"""Tests for report.jsonl and the self-contained report.html (the consumers.report package)."""
 
 from __future__ import annotations
 

@@ -251,10 +251,12 @@ class JoiningForever:
     """A consumer whose first poll never returns, as a group join the broker never completes."""
 
     def __init__(self) -> None:
+        self.polling = asyncio.Event()
         self.cancelled = asyncio.Event()
         self.closed = False
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[Any]:
+        self.polling.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -275,7 +277,7 @@ async def test_a_stop_cuts_short_a_poll_that_never_returns_and_the_consumer_is_c
     runner = _runner(EchoStage(), MemoryTransport(), FilesystemStore(tmp_path))
     consumer, stop = JoiningForever(), asyncio.Event()
     task = asyncio.create_task(runner.run(stop, consumer))  # type: ignore[arg-type]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(consumer.polling.wait(), 2.0)  # the stop comes during the poll
     assert not task.done()
     stop.set()
     await asyncio.wait_for(task, 2.0)  # the poll's own 20 ms, + 0.5 s, then cancelled

@@ -2,6 +2,7 @@
 
 ``dev_stack_factory`` starts a :class:`DevStack` in its own temporary directory on free
 127.0.0.1 ports and stops every stack it made when the session ends, even after a failure.
+Under pytest-xdist every test process has its own session, hence its own stacks.
 ``dev_stack`` is the one shared stack of the session; ``pixelgate_env`` points the
 ``PIXELGATE_*`` settings at it for one test. ``dev_config_factory`` only picks a directory and
 free ports, for tests that start (or fail to start) a stack themselves.
@@ -9,6 +10,7 @@ free ports, for tests that start (or fail to start) a stack themselves.
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -22,13 +24,31 @@ from consumers.settings import Settings
 from schemas.events import Topic
 
 
+def _this_process_owns(config: DevStackConfig) -> bool:
+    """Whether ``config``'s block of SeaweedFS ports lies in this test process's share.
+
+    Under pytest-xdist each process starts stacks of its own, possibly at the same moment as
+    another process. Process ``k`` of ``n`` takes the port bases whose thousand is ``k`` modulo
+    ``n``, and none in the last 8 of a thousand, so two processes never pick overlapping blocks
+    (``port_base + 0..7``; ``+ 10007`` differs as the bases do).
+    """
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    thousand, offset = divmod(config.port_base, 1000)
+    return thousand % count == index and offset < 1000 - 8
+
+
 @pytest.fixture(scope="session")
 def dev_config_factory(tmp_path_factory) -> Callable[[], DevStackConfig]:
     """Make a DevStackConfig in a fresh temporary directory on free ports."""
     rng = random.Random()
 
     def make() -> DevStackConfig:
-        return free_config(tmp_path_factory.mktemp("devstack"), rng)
+        data_dir = tmp_path_factory.mktemp("devstack")
+        config = free_config(data_dir, rng)
+        while not _this_process_owns(config):
+            config = free_config(data_dir, rng)
+        return config
 
     return make
 

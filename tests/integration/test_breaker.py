@@ -29,7 +29,7 @@ from consumers.settings import BatchKnobs, Settings
 from consumers.worker import prepare, read_breaker_states, run_worker, send_breaker_command
 from schemas.events import ImageRef, Operations, Topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 POLICY = BreakerPolicy(window="count", window_size=6, minimum_calls=4,
                        failure_rate_threshold=50.0, wait_in_open_s=8.0, half_open_permits=2)

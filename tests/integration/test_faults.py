@@ -47,7 +47,7 @@ from consumers.tools import collect_inputs
 from consumers.worker import prepare, submit_files
 from schemas.events import ImageRef, Operations, Topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)
 PIXELGATE = Path(sysconfig.get_path("scripts")) / "pixelgate"
@@ -562,7 +562,7 @@ async def test_object_store_down_for_20_s_pauses_and_dead_letters_nothing(
             # The outage lasts until the worker has run into it (a retried store call, or a
             # failed poll: the broker keeps its log in the store). A worker busy computing a
             # batch for the whole 20 s would otherwise see no outage at all, and the test would
-            # check nothing (one CI run did: 0 retries).
+            # check nothing.
             noticed = await _eventually(lambda: _outage_seen(worker) > seen_before, NOTICE_S)
             await asyncio.to_thread(stack.start_service, "store")
             up = time.monotonic()

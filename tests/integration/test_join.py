@@ -1,17 +1,17 @@
-"""A group join the broker never completes, on a real Tansu frozen with SIGSTOP.
+"""A group join the broker never answers, on a real Tansu frozen with SIGSTOP.
 
-aiokafka's ``start()`` waits for the first assignment without a bound. In two local CI runs
-(nineteenth session) the restored inpaint pods of ``test_breaker.py`` waited there for ten
-minutes: the stage never consumed, and its workers could not be stopped. The consumer now
-gives a join ``kafka_join_timeout_ms``, then abandons it and joins again as a new member, and a
-stop cuts a pending join short. These tests freeze the broker (the process keeps its sockets, so
-requests are accepted and never answered) on a stack of their own, once the consumer is in its
-JoinGroup, as in those runs. A consumer left half-closed warns about its unclosed connections
-when collected, and warnings are errors in this suite.
+aiokafka's ``start()`` waits for the first assignment without a bound, so a join the
+coordinator never completes would leave a stage that never consumes and workers that cannot be
+stopped. pixelgate gives a join ``kafka_join_timeout_ms``, then abandons it and joins again as a
+new member, and a stop cuts a pending join short. These tests prove both on a real broker: they
+freeze it (the process keeps its sockets, so requests are accepted and never answered) on a
+stack of their own, once the consumer is in its JoinGroup. A consumer left half-closed warns
+about its unclosed connections when collected, and warnings are errors in this suite, so the
+tests also prove that nothing is left open.
 
-Freezing earlier, during aiokafka's bootstrap, and cutting that short leaks the bootstrap
-connection: aiokafka 0.14 does not close it when cancelled. A stop can do that (the process is
-leaving anyway); the default join timeout cannot, since a bootstrap gives up by itself after
+The freeze comes after aiokafka's bootstrap on purpose: cutting a bootstrap short leaks its
+connection (aiokafka 0.14 does not close it when cancelled). A stop may do that (the process is
+leaving anyway); the join timeout need not, since a bootstrap gives up by itself after
 ``request_timeout_ms`` (40 s) per request.
 """
 
@@ -34,7 +34,7 @@ from consumers.errors import TransportUnavailableError
 from consumers.kafka import KafkaTransport
 from consumers.transport import Message, poll_or_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SESSION_TIMEOUT_MS = 4000
 JOIN_TIMEOUT_MS = 3 * SESSION_TIMEOUT_MS

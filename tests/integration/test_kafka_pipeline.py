@@ -19,7 +19,7 @@ from consumers.tools import collect_inputs
 from consumers.worker import prepare, run_worker, submit_files
 from schemas.events import ImageRef, Operations, Topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)
 

@@ -17,7 +17,7 @@ from consumers.runner import Loaded, Output, StageRunner, TopicNames
 from consumers.settings import BatchKnobs, Settings
 from schemas.events import CloudEvent, MetricsData, Topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 class SlowStage:

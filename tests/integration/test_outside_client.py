@@ -23,7 +23,7 @@ from skimage import data
 from consumers.settings import load_settings
 from consumers.worker import run_worker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _jpeg() -> bytes:
