@@ -27,8 +27,7 @@ from consumers.report import write_reports
 from consumers.settings import Settings, load_settings
 from consumers.stages import STAGE_NAMES
 from consumers.uploads import InputFile, collect_inputs
-from processors.route import EDIT_STAGES
-from schemas.events import Operations
+from schemas.events import EDIT_STAGES, Operations
 
 __all__ = ["build_parser", "main"]
 

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.breaker import BreakerPolicy
 from consumers.errors import ConfigError
+from schemas.events import EDIT_STAGES
 
 __all__ = ["BatchKnobs", "GateKnobs", "Settings", "load_settings"]
 
@@ -122,7 +123,8 @@ class Settings(BaseSettings):
     text_segmenter: bool = Field(
         default=True,
         description="Run the learned text segmenter after the PP-OCRv4 detector (finds faint,"
-        " rotated watermarks over busy photos; about 0.3 s per megapixel more on a CPU core).",
+        " rotated watermarks over busy photos; its forward pass is the larger part of detection's"
+        " time on a CPU: docs/models.md).",
     )
     inpaint_method: Literal["patch", "telea", "ns", "torchscript"] = Field(
         default="patch",
@@ -144,8 +146,8 @@ class Settings(BaseSettings):
         description="After text is filled, recover the pixels under semi-transparent neutral"
         " overlays (watermarks) by solving for the background instead of keeping the fill,"
         " un-mix the antialiased edges of single-colour text (timestamps) and fill their cores"
-        " again (processors.unblend; on captions, bench/quality.py --only speed: the fill"
-        " 1.4 s/MP, the fill with this step 3.1 s/MP).",
+        " again (processors.unblend; its cost beside the fill's: `python -m bench.quality"
+        " --only speed`, docs/models.md).",
     )
     upscale_method: Literal["learned", "lanczos", "torchscript"] = Field(
         default="learned",
@@ -193,11 +195,11 @@ class Settings(BaseSettings):
                 f" ({3 * self.kafka_session_timeout_ms}): a new member may wait for an abandoned"
                 " one to expire."
             )
-        unknown = sorted(set(self.breakers) - {"inpaint", "upscale"})
+        unknown = sorted(set(self.breakers) - set(EDIT_STAGES))
         if unknown:
             raise ValueError(
                 f"breakers: no circuit breaker for stage(s) {unknown}; only the editing stages"
-                " (inpaint, upscale) have one."
+                f" ({', '.join(EDIT_STAGES)}) have one."
             )
         return self
 

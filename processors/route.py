@@ -8,18 +8,13 @@ text detector found and the image's size; it does no I/O. The editing stages run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 from processors.upscale import plan_scale
-from schemas.events import NextStage, Operations, RouteDecision
+from schemas.events import EDIT_STAGES, EditStage, NextStage, Operations, RouteDecision
 
-__all__ = ["EDIT_STAGES", "EditStage", "TextFound", "next_stage", "plan_route"]
+__all__ = ["TextFound", "next_stage", "plan_route"]
 
-EditStage = Literal["inpaint", "upscale"]
-"""A stage that edits pixels (and so has gates and a circuit breaker)."""
-
-EDIT_STAGES: tuple[EditStage, ...] = get_args(EditStage)
-"""The editing stages, in the order an image goes through them."""
 
 
 class TextFound(Protocol):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,6 +23,7 @@ from schemas.reasons import ReasonCode
 
 __all__ = [
     "BREAKER_CONTROL_TYPE",
+    "EDIT_STAGES",
     "TOPIC_DATA",
     "BreakerControlData",
     "BreakerData",
@@ -157,10 +158,17 @@ class ItemContext(_Strict):
     original: ImageRef
 
 
+EditStage = Literal["inpaint", "upscale"]
+"""A stage that edits pixels, and so has quality gates and a circuit breaker."""
+
+EDIT_STAGES: tuple[EditStage, ...] = get_args(EditStage)
+"""The editing stages, in the order an image goes through them."""
+
+
 class RouteDecision(_Strict):
     """The router's decision: which stages run, and why."""
 
-    stages: list[Literal["inpaint", "upscale"]]
+    stages: list[EditStage]
     why: list[str]
     text_found: bool = False
     text_coverage: float = 0.0
@@ -180,7 +188,7 @@ class Trail(_Strict):
     models: dict[str, str] = Field(default_factory=dict)
 
 
-NextStage = Literal["inpaint", "upscale", "finalize"]
+NextStage = Literal[EditStage, "finalize"]
 
 
 class PreflightData(_Strict):

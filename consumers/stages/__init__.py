@@ -34,7 +34,7 @@ from consumers.stages.inpaint import InpaintStage
 from consumers.stages.preflight import PreflightStage
 from consumers.stages.route import RouteStage
 from consumers.stages.upscale import UpscaleStage
-from processors.route import EDIT_STAGES
+from schemas.events import EDIT_STAGES
 
 __all__ = [
     "STAGE_NAMES",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from processors.route import EDIT_STAGES, next_stage, plan_route
-from schemas.events import ImageRef, Operations
+from processors.route import next_stage, plan_route
+from schemas.events import EDIT_STAGES, ImageRef, Operations
 
 
 @dataclass(frozen=True)
