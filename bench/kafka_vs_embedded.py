@@ -52,13 +52,13 @@ import consumers.worker
 from bench.common import exit_on_sigterm
 from consumers.dev.devstack import DevStack, DevStackConfig, free_config
 from consumers.dev.sample import generate_sample
-from consumers.embedded import TERMINAL, InputFile, run_embedded
+from consumers.embedded import TERMINAL, run_embedded
 from consumers.kafka import KafkaTransport
 from consumers.logging import configure_logging
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
 from consumers.settings import Settings
-from consumers.tools import collect_inputs
+from consumers.uploads import InputFile, collect_inputs
 from consumers.worker import prepare, run_worker, submit_files
 from schemas.events import Operations, Topic
 

@@ -22,7 +22,7 @@ from bench.common import median_seconds
 from consumers.dev.sample import generate_sample
 from consumers.embedded import run_embedded
 from consumers.settings import Settings
-from consumers.tools import collect_inputs
+from consumers.uploads import collect_inputs
 from processors.preflight import Preflight
 from schemas.events import Operations
 

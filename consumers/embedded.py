@@ -35,7 +35,6 @@ from consumers.uploads import (
     image_id_for,
     safe_name,
     uploaded_message,
-    vendor_sku,
 )
 from schemas.events import (
     ImageRef,
@@ -50,12 +49,7 @@ from schemas.reasons import ReasonCode
 __all__ = [
     "TERMINAL",
     "EmbeddedRun",
-    "InputFile",
-    "image_id_for",
     "run_embedded",
-    "safe_name",
-    "uploaded_message",
-    "vendor_sku",
 ]
 
 TERMINAL = (Topic.RESULTS, Topic.REJECTED, Topic.REVIEW, Topic.DLQ)

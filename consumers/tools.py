@@ -18,7 +18,7 @@ from consumers.codec import decode_mask, encode_mask, encode_png
 from consumers.configs import inpaint_config, text_config, text_removal, upscale_config
 from consumers.report import write_jsonl
 from consumers.settings import Settings
-from consumers.uploads import InputFile, collect_inputs
+from consumers.uploads import InputFile
 from processors.inpaint import Inpainter
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from processors.removal import TextRemoval
@@ -30,7 +30,6 @@ from schemas.reasons import ReasonCode
 __all__ = [
     "TOOL_POLICY",
     "ToolSummary",
-    "collect_inputs",
     "detect_text",
     "inpaint",
     "preflight",

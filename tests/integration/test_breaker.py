@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer
 from PIL import Image, ImageDraw
 
 from consumers.breaker import BreakerPolicy, BreakerState
-from consumers.embedded import uploaded_message
 from consumers.kafka import KafkaTransport
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
 from consumers.settings import BatchKnobs, Settings
+from consumers.uploads import uploaded_message
 from consumers.worker import prepare, read_breaker_states, run_worker, send_breaker_command
 from schemas.events import ImageRef, Operations, Topic
 

@@ -38,12 +38,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.dev.devstack import DevStack
 from consumers.dev.sample import generate_sample
-from consumers.embedded import InputFile
 from consumers.kafka import KafkaTransport
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
 from consumers.settings import Settings
-from consumers.tools import collect_inputs
+from consumers.uploads import InputFile, collect_inputs
 from consumers.worker import prepare, submit_files
 from schemas.events import ImageRef, Operations, Topic
 

@@ -15,7 +15,7 @@ from consumers.kafka import KafkaTransport
 from consumers.runner import TopicNames
 from consumers.s3 import S3Store
 from consumers.settings import BatchKnobs, Settings
-from consumers.tools import collect_inputs
+from consumers.uploads import collect_inputs
 from consumers.worker import prepare, run_worker, submit_files
 from schemas.events import ImageRef, Operations, Topic
 
