@@ -25,8 +25,6 @@ from typing import Any
 import torch
 
 from consumers.breaker import BreakerBoard
-from consumers.configs import inpaint_config, upscale_config
-from consumers.gates import edit_gate, upscale_gate
 from consumers.runner import Stage
 from consumers.settings import Settings
 from consumers.stages.finalize import FinalizeStage
@@ -44,10 +42,6 @@ __all__ = [
     "RouteStage",
     "UpscaleStage",
     "build_stages",
-    "edit_gate",
-    "inpaint_config",
-    "upscale_config",
-    "upscale_gate",
 ]
 
 STAGE_NAMES: tuple[str, ...] = ("preflight", "route", *EDIT_STAGES, "finalize")

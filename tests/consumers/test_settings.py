@@ -48,7 +48,7 @@ def test_yaml_overlays_env(monkeypatch, tmp_path: Path):
 
 
 def test_inpaint_thin_reaches_the_inpainter(monkeypatch):
-    from consumers.stages import inpaint_config  # noqa: PLC0415
+    from consumers.configs import inpaint_config  # noqa: PLC0415
 
     assert inpaint_config(load_settings()).thin == 6.0
     monkeypatch.setenv("PIXELGATE_INPAINT_THIN", "0")
