@@ -56,6 +56,7 @@ def test_refined_masks_stay_inside_and_keep_the_core(pools):
         train_text_refine.refine_masks(net, [image], [])
 
 
+@pytest.mark.slow
 def test_short_run_writes_loadable_weights(tmp_path):
     last = train_text_refine.train(10, tmp_path, threads=1, console=Console(quiet=True))
     assert 0.0 <= last["recall"] <= 1.0

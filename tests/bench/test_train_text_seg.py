@@ -49,6 +49,7 @@ def test_benchmark_images_are_not_training_data():
         assert benchmark not in names
 
 
+@pytest.mark.slow
 def test_short_run_writes_loadable_weights(tmp_path):
     last = train_text_seg.train(10, tmp_path, threads=1, console=Console(quiet=True))
     assert 0.0 <= last["recall"] <= 1.0
@@ -65,6 +66,7 @@ def test_too_few_steps_is_refused():
         train_text_seg.main(["--steps", "3", "--out", "/nonexistent"])
 
 
+@pytest.mark.slow
 def test_second_stage_goes_on_from_the_first_and_records_it(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     train_text_seg.train(10, first, threads=1, console=Console(quiet=True))

@@ -51,6 +51,7 @@ def first_run(sample: Path, tmp_path_factory):
     return out, _run(sample, out)
 
 
+@pytest.mark.slow
 def test_exactly_one_record_per_input(first_run, manifest):
     _, run = first_run
     names = [row.record["input"] for row in run.rows]
@@ -58,6 +59,7 @@ def test_exactly_one_record_per_input(first_run, manifest):
     assert all(list(row.record) == CONTRACT_KEYS for row in run.rows)
 
 
+@pytest.mark.slow
 def test_rejected_files_carry_the_expected_reason(first_run, manifest):
     _, run = first_run
     for row in run.rows:
@@ -71,6 +73,7 @@ def test_rejected_files_carry_the_expected_reason(first_run, manifest):
             assert row.record["status"] in {"done", "review"}, (row.record["input"], row.record)
 
 
+@pytest.mark.slow
 def test_every_image_reaches_exactly_one_terminal_topic(first_run, manifest):
     _, run = first_run
     keys = []
@@ -79,6 +82,7 @@ def test_every_image_reaches_exactly_one_terminal_topic(first_run, manifest):
     assert len(keys) == len(set(keys)) == len(manifest)
 
 
+@pytest.mark.slow
 def test_outputs_decode_as_srgb_rgb8_without_metadata(first_run):
     out, run = first_run
     outputs = [row.record["output"] for row in run.rows if row.record["output"]]
@@ -92,6 +96,7 @@ def test_outputs_decode_as_srgb_rgb8_without_metadata(first_run):
             assert not image.getexif()
 
 
+@pytest.mark.slow
 def test_text_is_routed_to_inpaint_and_upscale_requests_are_met(first_run, manifest):
     out, run = first_run
     by_kind = {manifest[r.record["input"]]["kind"]: r.record for r in run.rows}
@@ -104,6 +109,7 @@ def test_text_is_routed_to_inpaint_and_upscale_requests_are_met(first_run, manif
             assert max(image.size) >= 1200 or "upscale" not in record["route"]["stages"]
 
 
+@pytest.mark.slow
 def test_rerun_gives_byte_identical_outputs(first_run, sample, tmp_path):
     out1, run1 = first_run
     run2 = _run(sample, tmp_path)
@@ -119,6 +125,7 @@ def test_rerun_gives_byte_identical_outputs(first_run, sample, tmp_path):
             ).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_cli_run_writes_both_reports(sample, manifest, tmp_path, capsys):
     subset = tmp_path / "in"
     for name, item in manifest.items():
@@ -184,6 +191,7 @@ def test_cli_surface_matches_the_contract():
     assert {"input", "out", "mask"} <= {a.dest for a in sub.choices["inpaint"]._actions}
 
 
+@pytest.mark.slow
 def test_single_stage_tools_write_pngs_named_by_stem(sample, tmp_path, manifest):
     upload = sample / "upload"
     caption = next(f for f, m in manifest.items() if m["kind"] == "caption")
@@ -225,6 +233,7 @@ def test_preflight_command_strips_gps_exif(tmp_path):
         assert "exif" not in cleaned.info
 
 
+@pytest.mark.slow
 def test_alpha_keep_policy_reattaches_alpha_in_the_final_image(sample, manifest, tmp_path):
     alpha_file = next(f for f, m in manifest.items() if m["kind"] == "alpha")
     src = tmp_path / "in" / "cutout.png"
@@ -240,6 +249,7 @@ def test_alpha_keep_policy_reattaches_alpha_in_the_final_image(sample, manifest,
         assert low < 128 < high  # transparent background, opaque product
 
 
+@pytest.mark.slow
 def test_output_folder_inside_input_is_not_ingested(sample, manifest, tmp_path):
     src = tmp_path / "in"
     clean = next(f for f, m in manifest.items() if m["kind"] == "clean")

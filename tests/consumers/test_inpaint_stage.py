@@ -95,6 +95,7 @@ def _watermarked(base, alpha=0.4):
     return image, touched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unblend", [True, False])
 def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
     store = FilesystemStore(tmp_path / "store")
@@ -118,6 +119,7 @@ def test_watermarks_are_unblended_unless_turned_off(tmp_path, unblend):
     assert inpainted.data.trail.models["inpaint"] == stage.version
 
 
+@pytest.mark.slow
 def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
     """A white caption with a dark outline on a red photo (upload 26 of ``pixelgate sample``'s
     set), one of whose parts passes the overlay gate: solving for the background there would
@@ -132,6 +134,7 @@ def test_an_outlined_caption_is_not_unblended_back_into_place(tmp_path):
     assert _stage_outcome(tmp_path, image, text) == "pass"
 
 
+@pytest.mark.slow
 def test_a_timestamp_near_the_backgrounds_colour_keeps_the_fill(tmp_path):
     """An orange date stamp over a red-orange photo (upload 100 of ``pixelgate sample big
     --count 120``): with ink and background this close, the ink step's coverage estimates are

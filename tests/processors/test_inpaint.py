@@ -316,6 +316,7 @@ def test_trim_keeps_every_changed_pixel_on_a_flat_background(overlay):
     assert np.count_nonzero(trimmed & ~touched) < 0.25 * np.count_nonzero(band)
 
 
+@pytest.mark.slow
 def test_trim_restores_a_timestamp_on_a_photo_better_than_the_grown_mask(photo, overlay):
     scene = overlay.timestamp(photo("coffee")[100:292, 100:488].copy())
     grown = dilate_mask(scene.touched, 3)
@@ -399,6 +400,7 @@ def photo_captions(photo, overlay, text_on_photo):
     ]
 
 
+@pytest.mark.slow
 def test_patch_beats_opencv_on_photos(photo_captions):
     scores = [_scores(s.clean, s.image, s.touched) for s in photo_captions]
     mean = {m: np.mean([sc[m] for sc in scores], axis=0) for m in ("patch", "telea", "ns")}
@@ -438,6 +440,7 @@ def test_thin_holes_on_photos_take_the_frequency_selective_fill(photo, overlay):
     assert Inpainter(plain).version == "inpaint-patch-1"
 
 
+@pytest.mark.slow
 def test_smooth_backgrounds_and_wide_holes_keep_the_patch_fill(text_on_smooth, blob_on_photo):
     # No texture around the strokes (a gradient render), or a hole wider than ``thin`` (an
     # object): the frequency-selective fill is not used, the result is the plain one.
@@ -458,6 +461,7 @@ PHOTO_PSNR_MARGIN = 0.3
 """dB by which the patch method must beat Telea and NS on the photo cases."""
 
 
+@pytest.mark.slow
 def test_removes_detected_text(photo, overlay, inpainter):
     # The remove-text flow: the detector's mask (glyphs, outline, shadow) is what gets filled.
     scene = overlay.caption(photo("rocket")[:256, 128:512].copy(), "Free shipping", (40, 40))

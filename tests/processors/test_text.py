@@ -121,6 +121,7 @@ def test_missing_model_package_says_how_to_install(monkeypatch):
         find_model_dir()
 
 
+@pytest.mark.slow
 def test_batch_of_one_equals_batch_of_many(detector, captioned, photo, overlay):
     stamped = overlay.timestamp(photo("chelsea"))
     images = [captioned.image, stamped.image, captioned.clean, captioned.image]
@@ -326,6 +327,7 @@ def test_hysteresis_keeps_what_touches_or_sits_on_the_line():
     assert not joined_or_centred(beyond, strong, [line]).any()
 
 
+@pytest.mark.slow
 def test_a_line_the_segmenter_does_not_see_keeps_its_ink(detector, captioned, monkeypatch):
     # Text the segmenter was not trained on (another script, an odd face): it sees nothing
     # there, and the limit must not erase what the detector and the recognizer found.
@@ -380,6 +382,7 @@ def test_finds_faint_rotated_watermark_on_flat_colour(detector, overlay):
     assert overlay.recall(without.mask, scene.glyphs) < 0.5
 
 
+@pytest.mark.slow
 def test_a_faint_watermark_crossing_a_gradient_is_masked_whole(detector, overlay):
     # Grey over a sweep from light to dark: where the backdrop passes mid grey the strokes fade
     # out and come back, and their ends there are lost without the smooth-background step.
@@ -413,6 +416,7 @@ def test_leaves_textures_and_clean_photos_alone(detector, photo, name):
     assert result.coverage == 0.0
 
 
+@pytest.mark.slow
 def test_masks_never_swallow_the_image(detector, photo, overlay, smooth):
     scenes = [
         overlay.caption(photo("rocket"), "Genuine leather, handmade", (20, 360), size=28),

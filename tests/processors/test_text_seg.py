@@ -74,6 +74,7 @@ def test_tiled_equals_untiled_where_the_overlap_covers_the_context(net, photo, o
     assert np.mean((whole > 0.5) == (tiled > 0.5)) > 0.995
 
 
+@pytest.mark.slow
 def test_segmenter_finds_faint_watermark_over_a_busy_photo(detector, photo, overlay):
     # White at alpha 0.35, rotated 30 degrees, over the coffee photo's cup and saucer: the
     # DBNet gives it no response, on the image or on the contrast-normalised copy.
