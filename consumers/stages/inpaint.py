@@ -53,7 +53,8 @@ class InpaintStage:
     caller's object masks grown, filled, overlays un-blended unless the settings turn it off).
     Every item is gated (preservation outside the mask, seam, no worse than the input) with its
     vendor's thresholds; while the stage's circuit breaker is open, items go to review untouched
-    (or the batch is held, by policy).
+    (or the batch is held, by policy). It has no tiled path: an item that runs out of memory
+    alone goes to review with ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`).
     """
 
     name = "inpaint"

@@ -34,7 +34,10 @@ __all__ = ["RouteStage"]
 
 
 class RouteStage:
-    """preflight → routed: detect text, decide which stages the image needs, and why."""
+    """preflight → routed: detect text, decide which stages the image needs, and why.
+
+    It has no tiled path: an item that runs out of memory alone goes to review with
+    ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`)."""
 
     name = "route"
     consumes = (Topic.PREFLIGHT,)
