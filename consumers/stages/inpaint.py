@@ -26,6 +26,7 @@ from consumers.stages.common import (
     share_ms,
 )
 from consumers.store import Store
+from processors.batching import map_in_groups, pixels
 from processors.inpaint import Inpainter
 from processors.quality import measure_edits
 from processors.removal import TextRemoval
@@ -66,6 +67,7 @@ class InpaintStage:
         self.board = board
         self.removal: TextRemoval = text_removal(settings)
         self.version = self.removal.version
+        self.max_pixels = settings.knobs(self.name).max_batch_pixels
 
     @property
     def inpainter(self) -> Inpainter:
@@ -105,7 +107,8 @@ class InpaintStage:
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
         overlays = [items[i].payload.overlays for i in chosen]
-        fills = self.removal(images, masks, overlays) if chosen else []
+        fills = map_in_groups(self._fill, list(zip(images, masks, overlays, strict=True)),
+                              [pixels(im) for im in images], self.max_pixels)
         edited = dict(zip(chosen, fills, strict=True))
         metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks, dilate=0),
                            strict=True))
@@ -121,6 +124,11 @@ class InpaintStage:
                              trial=admission.trial[index])
             )
         return outputs
+
+    def _fill(self, group: list[tuple[Image, Mask, Mask]]) -> list[Image]:
+        """One call of the removal over ``group`` (image, mask, overlays)."""
+        images, masks, overlays = (list(part) for part in zip(*group, strict=True))
+        return self.removal(images, masks, overlays)
 
     def _output(
         self, item: Loaded[_InpaintInput], result: Image, fig: Figures,

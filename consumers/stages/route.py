@@ -25,6 +25,7 @@ from consumers.stages.common import (
     timed_trail,
 )
 from consumers.store import Store
+from processors.batching import map_in_groups, pixels
 from processors.route import next_stage, plan_route
 from processors.tensors import Image
 from processors.text import TextDetector, TextResult
@@ -45,6 +46,7 @@ class RouteStage:
     def __init__(self, settings: Settings) -> None:
         self.keys = ObjectKeys.from_settings(settings)
         self.detector = TextDetector(text_config(settings))
+        self.max_pixels = settings.knobs(self.name).max_batch_pixels
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         return parse_event(PreflightData, value)
@@ -56,9 +58,10 @@ class RouteStage:
         started = time.perf_counter()
         wanted = [i for i, it in enumerate(items) if it.event.data.context.operations.remove_text
                   != "off"]
-        detections = dict(
-            zip(wanted, self.detector([items[i].payload for i in wanted]), strict=True)
-        )
+        images = [items[i].payload for i in wanted]
+        found = map_in_groups(self.detector, images, [pixels(im) for im in images],
+                              self.max_pixels)
+        detections = dict(zip(wanted, found, strict=True))
         shares = share_ms(items, started)
         return [
             self._output(item, detections.get(index), ms, len(items))

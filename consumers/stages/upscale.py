@@ -27,6 +27,7 @@ from consumers.stages.common import (
     share_ms,
 )
 from consumers.store import Store
+from processors.batching import map_in_groups, pixels
 from processors.quality import measure_upscales
 from processors.tensors import Image
 from processors.upscale import Upscaler, plan_scale, resize_long_side
@@ -50,6 +51,7 @@ class UpscaleStage:
         self.settings = settings
         self.board = board
         self.upscaler = Upscaler(upscale_config(settings))
+        self.max_pixels = settings.knobs(self.name).max_batch_pixels
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
         model = RoutedData if topic is Topic.ROUTED else InpaintedData
@@ -105,7 +107,10 @@ class UpscaleStage:
             height, width = items[index].payload.shape[:2]
             by_scale.setdefault(plan_scale(height, width, targets[index]), []).append(index)
         for scale, indices in sorted(by_scale.items()):
-            upscaled = upscaler([items[i].payload for i in indices], scale=scale)
+            images = [items[i].payload for i in indices]
+            upscaled = map_in_groups(functools.partial(upscaler, scale=scale), images,
+                                     [pixels(im) * scale * scale for im in images],
+                                     self.max_pixels)
             for index, image in zip(indices, upscaled, strict=True):
                 results[index] = resize_long_side(image, targets[index])
         return results

@@ -1,4 +1,5 @@
-"""Out-of-memory is survivable: split in halves, the tiled path, then review, never the dlq."""
+"""Memory-safe batching: batches bounded by pixels, and out-of-memory survived (split in halves,
+the tiled path, then review, never the dlq)."""
 
 from __future__ import annotations
 
@@ -237,3 +238,36 @@ async def test_the_upscale_stage_falls_back_to_its_small_tiles_with_the_same_out
     tiled = await run(tmp_path / "tiled", oom=True)
     assert len(normal) == len(images)
     assert tiled == normal
+
+
+class _Recording:
+    """An upscaler that records how many images each call takes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, []
+        self.config, self.version = inner.config, inner.version
+
+    def __call__(self, images: Sequence[np.ndarray], *, scale: int) -> list[np.ndarray]:
+        self.calls.append([im.shape[0] * im.shape[1] * scale * scale for im in images])
+        return list(self.inner(images, scale=scale))
+
+
+def test_the_upscale_stage_hands_its_processor_batches_under_the_pixel_budget(tmp_path: Path):
+    photo = data.astronaut()[::4, ::4]
+    images = [np.ascontiguousarray(photo[y : y + h, 16:80])  # all ×2 up to a 128 px long side
+              for y, h in ((0, 48), (40, 40), (80, 48), (100, 44))]
+    budget = 2 * 64 * 48 * 4  # two of the largest ×2 outputs
+    settings = Settings(output_bucket="outputs", output_prefix="p",
+                        stage_batch={"upscale": BatchKnobs(max_batch_pixels=budget)})
+    store, stage = FilesystemStore(tmp_path), UpscaleStage(settings)
+    recorder = _Recording(stage.upscaler)
+    stage.upscaler = recorder  # type: ignore[assignment]
+    events = [stage.parse(Topic.INPAINTED, _inpainted(store, n, im)) for n, im in enumerate(images)]
+    items = [Loaded(e, stage.load(e, store), 0.0) for e in events if e is not None]
+    outputs = stage.process(items)
+
+    assert [o.outcome for o in outputs] == ["pass"] * len(images)
+    assert len(recorder.calls) == 2
+    assert all(sum(call) <= budget for call in recorder.calls)
+    assert sorted(c for call in recorder.calls for c in call) == sorted(
+        im.shape[0] * im.shape[1] * 4 for im in images)
