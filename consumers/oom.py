@@ -17,6 +17,7 @@ in the circuit breaker's window (a wave of them opens it).
 from __future__ import annotations
 
 import gc
+import resource
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,14 @@ from schemas.events import (
 )
 from schemas.reasons import ReasonCode
 
-__all__ = ["OomLadder", "exhausted_events", "free_memory", "is_out_of_memory"]
+__all__ = [
+    "OomLadder",
+    "exhausted_events",
+    "free_memory",
+    "is_out_of_memory",
+    "peak_memory",
+    "reset_peak_memory",
+]
 
 ItemT = TypeVar("ItemT")
 OutT = TypeVar("OutT")
@@ -84,6 +92,21 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak for :func:`peak_memory` (CUDA only: the CPU figure is the process's)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> tuple[str, int]:
+    """``("cuda", bytes)``: the CUDA allocator's peak since :func:`reset_peak_memory` (on the
+    current device, shared by every stage of the process); without CUDA ``("cpu", bytes)``: the
+    process's peak resident set size (Linux reports ``ru_maxrss`` in KiB)."""
+    if torch.cuda.is_available():
+        return "cuda", int(torch.cuda.max_memory_allocated())
+    return "cpu", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass(frozen=True)

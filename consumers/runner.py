@@ -35,20 +35,22 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from consumers.errors import PermanentError, RetriableError
 from consumers.logging import get_logger
-from consumers.oom import OomLadder, exhausted_events
+from consumers.oom import OomLadder, exhausted_events, peak_memory, reset_peak_memory
 from consumers.settings import BatchKnobs
 from consumers.store import Store
 from consumers.transport import Consumer, Message, Record, Transport, poll_or_stop
 from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 
 __all__ = [
+    "BATCH_PIXELS",
     "BATCH_SIZE",
     "ITEMS",
     "OOM_SPLITS",
+    "PEAK_MEMORY",
     "STAGE_SECONDS",
     "Loaded",
     "Output",
@@ -68,6 +70,17 @@ BATCH_SIZE = Histogram(
 )
 STAGE_SECONDS = Histogram("pixelgate_stage_seconds", "Wall time of one batch.", ["stage", "phase"])
 ITEMS = Counter("pixelgate_items_total", "Items handled, by outcome.", ["stage", "outcome"])
+BATCH_PIXELS = Histogram(
+    "pixelgate_batch_pixels",
+    "Pixels per processor call: input pixels (detection, inpainting), output pixels (upscaling).",
+    ["stage"],
+    buckets=(2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28),
+)
+PEAK_MEMORY = Gauge(
+    "pixelgate_peak_memory_bytes",
+    "Peak memory of the last batch: CUDA allocator peak, or the process's peak RSS on the CPU.",
+    ["stage", "device"],
+)
 OOM_SPLITS = Counter(
     "pixelgate_oom_splits_total", "Batches split in halves after running out of memory.",
     ["stage"],
@@ -316,7 +329,7 @@ class StageRunner(Generic[PayloadT]):
         items = [item for _, item in loaded]
         start = time.perf_counter()
         try:
-            outputs = await self._in_executor(self._ladder(), items)
+            outputs = await self._in_executor(self._run_batch, items)
             if len(outputs) != len(items):
                 raise RuntimeError(
                     f"stage {self.stage.name} gave {len(outputs)} outputs for {len(items)} items"
@@ -400,6 +413,15 @@ class StageRunner(Generic[PayloadT]):
         await self._retrying("dead_letter", lambda: self.transport.publish(messages))
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _run_batch(self, items: Sequence[Loaded[PayloadT]]) -> list[Output]:
+        """The ladder over ``items``, recording the batch's peak memory."""
+        reset_peak_memory()
+        try:
+            return self._ladder()(items)
+        finally:
+            device, peak = peak_memory()
+            PEAK_MEMORY.labels(self.stage.name, device).set(peak)
 
     def _ladder(self) -> OomLadder[Loaded[PayloadT], Output]:
         """The stage's ``process`` behind the out-of-memory ladder."""

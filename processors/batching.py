@@ -60,15 +60,19 @@ def map_in_groups(
     items: Sequence[ItemT],
     costs: Sequence[int],
     budget: int | None,
+    on_group: Callable[[int], None] | None = None,
 ) -> list[OutT]:
     """``run`` over the groups of :func:`group_by_cost`, one call per group; the outputs in the
-    order of ``items``. ``run`` must return one output per item it is given."""
+    order of ``items``. ``run`` must return one output per item it is given. ``on_group`` is
+    told each group's total cost before its call (for metrics)."""
     if len(costs) != len(items):
         raise ValueError(
             f"map_in_groups: {len(items)} items but {len(costs)} costs; give one cost per item."
         )
     results: dict[int, OutT] = {}
     for group in group_by_cost(costs, budget):
+        if on_group is not None:
+            on_group(sum(costs[i] for i in group))
         outputs = run([items[i] for i in group])
         if len(outputs) != len(group):
             raise ValueError(

@@ -12,7 +12,7 @@ from consumers.codec import decode_image, decode_mask, encode_mask, encode_png
 from consumers.configs import text_removal
 from consumers.gates import edit_gate
 from consumers.keys import INPAINT_IMAGE, INPAINT_MASK, ObjectKeys
-from consumers.runner import Loaded, Output
+from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
@@ -108,7 +108,8 @@ class InpaintStage:
         masks = [items[i].payload.mask for i in chosen]
         overlays = [items[i].payload.overlays for i in chosen]
         fills = map_in_groups(self._fill, list(zip(images, masks, overlays, strict=True)),
-                              [pixels(im) for im in images], self.max_pixels)
+                              [pixels(im) for im in images], self.max_pixels,
+                              BATCH_PIXELS.labels(self.name).observe)
         edited = dict(zip(chosen, fills, strict=True))
         metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks, dilate=0),
                            strict=True))

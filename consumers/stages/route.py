@@ -14,7 +14,7 @@ from typing import Any
 from consumers.codec import decode_image, encode_mask
 from consumers.configs import text_config
 from consumers.keys import TEXT_MASK, ObjectKeys
-from consumers.runner import Loaded, Output
+from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
@@ -60,7 +60,7 @@ class RouteStage:
                   != "off"]
         images = [items[i].payload for i in wanted]
         found = map_in_groups(self.detector, images, [pixels(im) for im in images],
-                              self.max_pixels)
+                              self.max_pixels, BATCH_PIXELS.labels(self.name).observe)
         detections = dict(zip(wanted, found, strict=True))
         shares = share_ms(items, started)
         return [

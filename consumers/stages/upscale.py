@@ -13,7 +13,7 @@ from consumers.codec import decode_image, encode_png
 from consumers.configs import upscale_config
 from consumers.gates import upscale_gate
 from consumers.keys import UPSCALE_IMAGE, ObjectKeys
-from consumers.runner import Loaded, Output
+from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
@@ -110,7 +110,7 @@ class UpscaleStage:
             images = [items[i].payload for i in indices]
             upscaled = map_in_groups(functools.partial(upscaler, scale=scale), images,
                                      [pixels(im) * scale * scale for im in images],
-                                     self.max_pixels)
+                                     self.max_pixels, BATCH_PIXELS.labels(self.name).observe)
             for index, image in zip(indices, upscaled, strict=True):
                 results[index] = resize_long_side(image, targets[index])
         return results

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from prometheus_client import REGISTRY
 from skimage import data
 
 from consumers.codec import encode_png
 from consumers.oom import OomLadder, is_out_of_memory
-from consumers.runner import OOM_SPLITS, Loaded, Output, StageRunner, TopicNames
+from consumers.runner import Loaded, Output, StageRunner, TopicNames
 from consumers.settings import BatchKnobs, Settings
 from consumers.stages import UpscaleStage
 from consumers.store import FilesystemStore
@@ -168,7 +169,7 @@ async def test_a_batch_over_memory_is_split_tiled_or_reviewed_and_every_record_c
     runner = StageRunner(stage, transport=transport, store=FilesystemStore(tmp_path),
                          topics=TOPICS, group="g",
                          knobs=BatchKnobs(max_batch=8, max_wait_ms=20), retry_cap_s=0.01)
-    splits = OOM_SPLITS.labels("pixels")._value.get()
+    splits = REGISTRY.get_sample_value("pixelgate_oom_splits_total", {"stage": "pixels"}) or 0.0
     await _drain(runner, transport, Topic.UPLOADED, len(pixels))
 
     assert transport.committed("g", TOPICS.name(Topic.UPLOADED)) == len(pixels)
@@ -184,7 +185,13 @@ async def test_a_batch_over_memory_is_split_tiled_or_reviewed_and_every_record_c
     metrics = [json.loads(r.value) for r in transport.records(TOPICS.name(Topic.METRICS))]
     assert [(m["subject"], m["data"]["outcome"]) for m in metrics] == [("img6", "error")]
     assert max(len(c) for c in stage.batch.calls[1:]) <= 4  # halves after the first batch
-    assert OOM_SPLITS.labels("pixels")._value.get() > splits
+    assert REGISTRY.get_sample_value("pixelgate_oom_splits_total", {"stage": "pixels"}) == (
+        splits + 5)  # 8 → 4 + 4; each 4 (400 px) → 2 + 2; each 2 holding a 250 or 400 → 1 + 1
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak = REGISTRY.get_sample_value("pixelgate_peak_memory_bytes",
+                                     {"stage": "pixels", "device": device})
+    assert peak is not None
+    assert peak > 0
 
 
 class _OomAbove:
@@ -264,6 +271,9 @@ def test_the_upscale_stage_hands_its_processor_batches_under_the_pixel_budget(tm
     stage.upscaler = recorder  # type: ignore[assignment]
     events = [stage.parse(Topic.INPAINTED, _inpainted(store, n, im)) for n, im in enumerate(images)]
     items = [Loaded(e, stage.load(e, store), 0.0) for e in events if e is not None]
+    before_sum = REGISTRY.get_sample_value("pixelgate_batch_pixels_sum", {"stage": "upscale"}) or 0
+    before_count = (
+        REGISTRY.get_sample_value("pixelgate_batch_pixels_count", {"stage": "upscale"}) or 0)
     outputs = stage.process(items)
 
     assert [o.outcome for o in outputs] == ["pass"] * len(images)
@@ -271,3 +281,9 @@ def test_the_upscale_stage_hands_its_processor_batches_under_the_pixel_budget(tm
     assert all(sum(call) <= budget for call in recorder.calls)
     assert sorted(c for call in recorder.calls for c in call) == sorted(
         im.shape[0] * im.shape[1] * 4 for im in images)
+    observed = REGISTRY.get_sample_value("pixelgate_batch_pixels_sum", {"stage": "upscale"})
+    counted = REGISTRY.get_sample_value("pixelgate_batch_pixels_count", {"stage": "upscale"})
+    assert observed is not None
+    assert counted is not None
+    assert observed - before_sum == sum(sum(call) for call in recorder.calls)
+    assert counted - before_count == len(recorder.calls)
