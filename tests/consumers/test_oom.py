@@ -17,12 +17,16 @@ from prometheus_client import REGISTRY
 from skimage import data
 
 from consumers.codec import encode_png
+from consumers.dev.sample import generate_sample
+from consumers.embedded import run_embedded
 from consumers.oom import OomLadder, is_out_of_memory
 from consumers.runner import Loaded, Output, StageRunner, TopicNames
 from consumers.settings import BatchKnobs, Settings
 from consumers.stages import UpscaleStage
 from consumers.store import FilesystemStore
 from consumers.transport import MemoryTransport, Message
+from consumers.uploads import collect_inputs
+from processors.removal import TextRemoval
 from processors.upscale import Upscaler
 from schemas.events import (
     CloudEvent,
@@ -287,3 +291,32 @@ def test_the_upscale_stage_hands_its_processor_batches_under_the_pixel_budget(tm
     assert counted is not None
     assert observed - before_sum == sum(sum(call) for call in recorder.calls)
     assert counted - before_count == len(recorder.calls)
+
+
+@pytest.mark.slow  # the whole pipeline with its models: about 20 s
+def test_an_embedded_run_survives_a_stage_out_of_memory(tmp_path: Path, monkeypatch):
+    """The whole pipeline in embedded mode, with the inpainter out of memory on any batch of
+    two or more and on single images of even width: those go to review, the rest through."""
+    original = TextRemoval.__call__
+    refused: list[tuple[int, ...]] = []
+
+    def scarce(self: TextRemoval, images: Sequence[np.ndarray], *args: Any, **kw: Any) -> Any:
+        if len(images) > 1:
+            raise MemoryError
+        if images[0].shape[1] % 2 == 0:
+            refused.append(images[0].shape)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return original(self, images, *args, **kw)
+
+    monkeypatch.setattr(TextRemoval, "__call__", scarce)
+    generate_sample(tmp_path / "sample", 6, seed=5)
+    files = collect_inputs(tmp_path / "sample" / "upload")
+    run = asyncio.run(run_embedded(files, tmp_path / "out", Settings()))
+
+    assert len(run.rows) == len(files)
+    assert run.transport.records(f"{Settings().topic_prefix}dlq") == []
+    exhausted = [r.record for r in run.rows
+                 if any(x["code"] == "RESOURCE_EXHAUSTED" for x in r.record["reasons"])]
+    assert refused
+    assert len(exhausted) == len(refused)
+    assert all(r["status"] == "review" for r in exhausted)
