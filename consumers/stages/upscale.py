@@ -30,7 +30,7 @@ from consumers.store import Store
 from processors.batching import map_in_groups, pixels
 from processors.quality import measure_upscales
 from processors.tensors import Image
-from processors.upscale import Upscaler, plan_scale, resize_long_side
+from processors.upscale import UpscaleConfig, Upscaler, plan_scale, resize_long_side
 from schemas.events import CloudEvent, InpaintedData, RoutedData, Topic, UpscaledData
 
 __all__ = ["UpscaleStage"]
@@ -68,11 +68,13 @@ class UpscaleStage:
         """One item with tile cores of half the side, one tile per forward pass: about an
         eighth of the device memory of a normal pass. The overlap still covers the network's
         receptive field, so the output is the same as the normal path's."""
-        return self._process([item], self._small_tiles)[0]
+        return self._process([item], self._small_tiles(self.upscaler.config))[0]
 
-    @functools.cached_property
-    def _small_tiles(self) -> Upscaler:
-        config = self.upscaler.config
+    @staticmethod
+    @functools.lru_cache(maxsize=2)
+    def _small_tiles(config: UpscaleConfig) -> Upscaler:
+        """The upscaler of ``config`` with half-side tiles, one per pass (built once per
+        config, so an upscaler swapped while running gets its own)."""
         return Upscaler(replace(config, tile=max(8, config.tile // 2), tile_batch=1))
 
     def _process(self, items: Sequence[Loaded[Image]], upscaler: Upscaler) -> list[Output]:
