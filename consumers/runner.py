@@ -8,8 +8,11 @@
 2. **parse** each record; a record that cannot be parsed goes to ``dlq`` with its bytes intact;
    a record meant for another stage is skipped (and committed);
 3. **load** inputs concurrently, off the event loop;
-4. **process** the batch in an executor (a batch that raises is retried item by item, so one
-   bad item cannot sink its neighbours; an item that still fails goes to ``dlq``);
+4. **process** the batch in an executor through the out-of-memory ladder
+   (:class:`consumers.oom.OomLadder`: split in halves, then the stage's ``process_tiled`` if it
+   has one, then ``review`` with ``RESOURCE_EXHAUSTED``); a batch that raises anything else is
+   retried item by item, so one bad item cannot sink its neighbours; an item that still fails
+   goes to ``dlq``;
 5. **store** outputs, then 6. **publish** next events and wait for their acks, then 7. **commit**.
 
 Retriable errors (``StoreUnavailableError``, ``TransportUnavailableError``) are retried with
@@ -32,18 +35,22 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from consumers.errors import PermanentError, RetriableError
 from consumers.logging import get_logger
+from consumers.oom import OomLadder, exhausted_events, peak_memory, reset_peak_memory
 from consumers.settings import BatchKnobs
 from consumers.store import Store
 from consumers.transport import Consumer, Message, Record, Transport, poll_or_stop
 from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 
 __all__ = [
+    "BATCH_PIXELS",
     "BATCH_SIZE",
     "ITEMS",
+    "OOM_SPLITS",
+    "PEAK_MEMORY",
     "STAGE_SECONDS",
     "Loaded",
     "Output",
@@ -63,6 +70,21 @@ BATCH_SIZE = Histogram(
 )
 STAGE_SECONDS = Histogram("pixelgate_stage_seconds", "Wall time of one batch.", ["stage", "phase"])
 ITEMS = Counter("pixelgate_items_total", "Items handled, by outcome.", ["stage", "outcome"])
+BATCH_PIXELS = Histogram(
+    "pixelgate_batch_pixels",
+    "Pixels per processor call: input pixels (detection, inpainting), output pixels (upscaling).",
+    ["stage"],
+    buckets=(2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28),
+)
+PEAK_MEMORY = Gauge(
+    "pixelgate_peak_memory_bytes",
+    "Peak memory of the last batch: CUDA allocator peak, or the process's peak RSS on the CPU.",
+    ["stage", "device"],
+)
+OOM_SPLITS = Counter(
+    "pixelgate_oom_splits_total", "Batches split in halves after running out of memory.",
+    ["stage"],
+)
 
 _log = get_logger("runner")
 _NAMESPACE = uuid.UUID("3b0f6f55-1c1e-4a8e-9f0a-5d2c9e7b1a44")
@@ -134,7 +156,10 @@ class Stage(Protocol[PayloadT]):
         ...
 
     def process(self, items: Sequence[Loaded[PayloadT]]) -> list[Output]:
-        """Process a batch; one output per item, same order (runs in an executor)."""
+        """Process a batch; one output per item, same order (runs in an executor).
+
+        A stage may also define ``process_tiled(item) -> Output``: the same for one item under
+        less memory, which the runner calls when that item alone ran out of memory."""
         ...
 
 
@@ -304,7 +329,7 @@ class StageRunner(Generic[PayloadT]):
         items = [item for _, item in loaded]
         start = time.perf_counter()
         try:
-            outputs = await self._in_executor(self.stage.process, items)
+            outputs = await self._in_executor(self._run_batch, items)
             if len(outputs) != len(items):
                 raise RuntimeError(
                     f"stage {self.stage.name} gave {len(outputs)} outputs for {len(items)} items"
@@ -388,6 +413,34 @@ class StageRunner(Generic[PayloadT]):
         await self._retrying("dead_letter", lambda: self.transport.publish(messages))
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _run_batch(self, items: Sequence[Loaded[PayloadT]]) -> list[Output]:
+        """The ladder over ``items``, recording the batch's peak memory."""
+        reset_peak_memory()
+        try:
+            return self._ladder()(items)
+        finally:
+            device, peak = peak_memory()
+            PEAK_MEMORY.labels(self.stage.name, device).set(peak)
+
+    def _ladder(self) -> OomLadder[Loaded[PayloadT], Output]:
+        """The stage's ``process`` behind the out-of-memory ladder."""
+
+        def split(size: int) -> None:
+            OOM_SPLITS.labels(self.stage.name).inc()
+            self.log.warning("out_of_memory_splitting", size=size)
+
+        return OomLadder(
+            process=self.stage.process,
+            tiled=getattr(self.stage, "process_tiled", None),
+            exhausted=self._exhausted,
+            on_split=split,
+        )
+
+    def _exhausted(self, item: Loaded[PayloadT], exc: BaseException) -> Output:
+        """An item that ran out of memory even alone: to review, and an ``error`` outcome."""
+        self.log.warning("resource_exhausted", image_id=item.event.subject, error=repr(exc))
+        return Output(outcome="exhausted", events=exhausted_events(item.event, self.stage.name))
 
     def _error_metrics(self, event: CloudEvent[Any]) -> Message:
         data = event.data

@@ -19,9 +19,14 @@ from consumers.breaker import BreakerPolicy
 from consumers.errors import ConfigError
 from schemas.events import EDIT_STAGES
 
-__all__ = ["BatchKnobs", "GateKnobs", "Settings", "load_settings"]
+__all__ = ["DEFAULT_BATCH_PIXELS", "BatchKnobs", "GateKnobs", "Settings", "load_settings"]
 
 _REDACTED = "**********"
+
+
+DEFAULT_BATCH_PIXELS = 4096 * 4096
+"""The CPU default of ``max_batch_pixels``: four 2,048 px square images (preflight's largest),
+or one ×2 upscale of such an image, per processor call."""
 
 
 class BatchKnobs(BaseModel):
@@ -33,6 +38,12 @@ class BatchKnobs(BaseModel):
     max_wait_ms: int = Field(default=50, ge=0, le=60_000, description="Longest wait to fill it.")
     max_attempts: int = Field(
         default=3, ge=1, le=20, description="Tries of a retriable failure before the dead letter."
+    )
+    max_batch_pixels: int | None = Field(
+        default=DEFAULT_BATCH_PIXELS, ge=0,
+        description="Most pixels one processor call takes (input pixels for text detection and"
+        " inpainting, output pixels for upscaling); an image over it runs alone. 0 or None: no"
+        " bound.",
     )
 
 

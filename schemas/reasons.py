@@ -38,6 +38,7 @@ class ReasonCode(StrEnum):
     SOURCE_MISSING = "SOURCE_MISSING"
     INVALID_EVENT = "INVALID_EVENT"
     PROCESSING_FAILED = "PROCESSING_FAILED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 
     @property
     def text(self) -> str:
@@ -91,4 +92,7 @@ REASON_TEXT: dict[ReasonCode, str] = {
     ReasonCode.SOURCE_MISSING: "The uploaded file could not be found in storage.",
     ReasonCode.INVALID_EVENT: "The upload event does not follow the documented contract.",
     ReasonCode.PROCESSING_FAILED: "Processing failed repeatedly; operators have been alerted.",
+    ReasonCode.RESOURCE_EXHAUSTED: (
+        "The image is too large to edit with the memory available; a person will check it."
+    ),
 }

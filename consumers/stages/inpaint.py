@@ -12,7 +12,7 @@ from consumers.codec import decode_image, decode_mask, encode_mask, encode_png
 from consumers.configs import text_removal
 from consumers.gates import edit_gate
 from consumers.keys import INPAINT_IMAGE, INPAINT_MASK, ObjectKeys
-from consumers.runner import Loaded, Output
+from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
@@ -26,6 +26,7 @@ from consumers.stages.common import (
     share_ms,
 )
 from consumers.store import Store
+from processors.batching import map_in_groups, pixels
 from processors.inpaint import Inpainter
 from processors.quality import measure_edits
 from processors.removal import TextRemoval
@@ -53,7 +54,8 @@ class InpaintStage:
     caller's object masks grown, filled, overlays un-blended unless the settings turn it off).
     Every item is gated (preservation outside the mask, seam, no worse than the input) with its
     vendor's thresholds; while the stage's circuit breaker is open, items go to review untouched
-    (or the batch is held, by policy).
+    (or the batch is held, by policy). It has no tiled path: an item that runs out of memory
+    alone goes to review with ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`).
     """
 
     name = "inpaint"
@@ -65,6 +67,7 @@ class InpaintStage:
         self.board = board
         self.removal: TextRemoval = text_removal(settings)
         self.version = self.removal.version
+        self.max_pixels = settings.knobs(self.name).max_batch_pixels
 
     @property
     def inpainter(self) -> Inpainter:
@@ -104,7 +107,9 @@ class InpaintStage:
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
         overlays = [items[i].payload.overlays for i in chosen]
-        fills = self.removal(images, masks, overlays) if chosen else []
+        fills = map_in_groups(self._fill, list(zip(images, masks, overlays, strict=True)),
+                              [pixels(im) for im in images], self.max_pixels,
+                              BATCH_PIXELS.labels(self.name).observe)
         edited = dict(zip(chosen, fills, strict=True))
         metrics = dict(zip(chosen, measure_edits(images, list(edited.values()), masks, dilate=0),
                            strict=True))
@@ -120,6 +125,11 @@ class InpaintStage:
                              trial=admission.trial[index])
             )
         return outputs
+
+    def _fill(self, group: list[tuple[Image, Mask, Mask]]) -> list[Image]:
+        """One call of the removal over ``group`` (image, mask, overlays)."""
+        images, masks, overlays = (list(part) for part in zip(*group, strict=True))
+        return self.removal(images, masks, overlays)
 
     def _output(
         self, item: Loaded[_InpaintInput], result: Image, fig: Figures,

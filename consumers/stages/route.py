@@ -14,7 +14,7 @@ from typing import Any
 from consumers.codec import decode_image, encode_mask
 from consumers.configs import text_config
 from consumers.keys import TEXT_MASK, ObjectKeys
-from consumers.runner import Loaded, Output
+from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
@@ -25,6 +25,7 @@ from consumers.stages.common import (
     timed_trail,
 )
 from consumers.store import Store
+from processors.batching import map_in_groups, pixels
 from processors.route import next_stage, plan_route
 from processors.tensors import Image
 from processors.text import TextDetector, TextResult
@@ -34,7 +35,10 @@ __all__ = ["RouteStage"]
 
 
 class RouteStage:
-    """preflight → routed: detect text, decide which stages the image needs, and why."""
+    """preflight → routed: detect text, decide which stages the image needs, and why.
+
+    It has no tiled path: an item that runs out of memory alone goes to review with
+    ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`)."""
 
     name = "route"
     consumes = (Topic.PREFLIGHT,)
@@ -42,6 +46,7 @@ class RouteStage:
     def __init__(self, settings: Settings) -> None:
         self.keys = ObjectKeys.from_settings(settings)
         self.detector = TextDetector(text_config(settings))
+        self.max_pixels = settings.knobs(self.name).max_batch_pixels
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         return parse_event(PreflightData, value)
@@ -53,9 +58,10 @@ class RouteStage:
         started = time.perf_counter()
         wanted = [i for i, it in enumerate(items) if it.event.data.context.operations.remove_text
                   != "off"]
-        detections = dict(
-            zip(wanted, self.detector([items[i].payload for i in wanted]), strict=True)
-        )
+        images = [items[i].payload for i in wanted]
+        found = map_in_groups(self.detector, images, [pixels(im) for im in images],
+                              self.max_pixels, BATCH_PIXELS.labels(self.name).observe)
+        detections = dict(zip(wanted, found, strict=True))
         shares = share_ms(items, started)
         return [
             self._output(item, detections.get(index), ms, len(items))
