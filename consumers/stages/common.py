@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.breaker import BreakerBoard, BreakerState
 from consumers.errors import BreakerOpenError, PoisonRecordError
-from consumers.runner import Loaded, Output
+from consumers.runner import DEFERRED, Loaded, Output
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -35,6 +35,7 @@ __all__ = [
     "Edit",
     "Figures",
     "admit",
+    "deferred",
     "derived_event",
     "edit_trail",
     "gated_output",
@@ -114,23 +115,33 @@ class Admission:
     """Which items of a batch the stage's circuit breaker lets through."""
 
     allowed: tuple[bool, ...]
-    """Per item: edit it (True) or send it to review untouched (False)."""
+    """Per item: edit it now."""
     trial: tuple[bool, ...]
     """Per item: admitted as a half-open trial."""
+    deferred: tuple[bool, ...]
+    """Per item: held back, neither edited nor sent to review (a half-open breaker whose trial
+    permits are all taken, or the ``pause`` policy): the stage returns :func:`deferred` for it.
+    An item neither allowed nor deferred goes to review untouched (:func:`held_for_review`)."""
 
 
 _CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 
 
 def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Admission:
-    """Ask the breaker about each item, in order. With the ``pause`` policy an open scope raises
-    :class:`BreakerOpenError` before any half-open permit is taken: the runner then holds the
-    batch (partitions paused, nothing committed) and retries it with backoff."""
+    """Ask the breaker about each item, in order.
+
+    With the ``pause`` policy an open scope raises :class:`BreakerOpenError` before any
+    half-open permit is taken: the runner then holds the batch (partitions paused, nothing
+    committed) and retries it with backoff. In HALF_OPEN the first items take the trial permits;
+    the items beyond them are deferred until the trials decide (the runner holds them the same
+    way and asks again): once CLOSED they are edited, once OPEN again they follow the policy.
+    """
     policy = board.policy(stage) if board is not None else None
     if board is None or policy is None:
-        return Admission((True,) * len(vendors), (False,) * len(vendors))
-    states = [board.state(stage, vendor) for vendor in vendors]
+        none = (False,) * len(vendors)
+        return Admission((True,) * len(vendors), none, none)
     if policy.when_open == "pause":
+        states = [board.state(stage, vendor) for vendor in vendors]
         blocked = sorted({v for v, st in zip(vendors, states, strict=True)
                           if st in _CLOSED_TO_EDITS})
         if blocked:
@@ -138,11 +149,21 @@ def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Adm
                 f"{stage}: circuit breaker open for vendor(s) {', '.join(blocked)}; "
                 "holding the batch until it half-opens"
             )
-    allowed = tuple(board.allow(stage, vendor) for vendor in vendors)
-    trial = tuple(
-        ok and st is BreakerState.HALF_OPEN for ok, st in zip(allowed, states, strict=True)
+    permits = [board.acquire(stage, vendor) for vendor in vendors]
+    half_open = [p.state is BreakerState.HALF_OPEN for p in permits]
+    pause = policy.when_open == "pause"
+    return Admission(
+        allowed=tuple(p.allowed for p in permits),
+        trial=tuple(p.allowed and half for p, half in zip(permits, half_open, strict=True)),
+        deferred=tuple(not p.allowed and (half or pause)
+                       for p, half in zip(permits, half_open, strict=True)),
     )
-    return Admission(allowed, trial)
+
+
+def deferred() -> Output:
+    """An item held back by a half-open breaker (see :class:`Admission`): the runner stores and
+    publishes nothing for it, leaves its batch uncommitted and processes it again later."""
+    return Output(outcome=DEFERRED)
 
 
 def held_for_review(

@@ -19,6 +19,7 @@ from consumers.stages.common import (
     Edit,
     Figures,
     admit,
+    deferred,
     edit_trail,
     gated_output,
     held_for_review,
@@ -53,7 +54,8 @@ class InpaintStage:
     caller's object masks grown, filled, overlays un-blended unless the settings turn it off).
     Every item is gated (preservation outside the mask, seam, no worse than the input) with its
     vendor's thresholds; while the stage's circuit breaker is open, items go to review untouched
-    (or the batch is held, by policy).
+    (or the batch is held, by policy), and items beyond a half-open breaker's trials are held
+    until the trials decide.
     """
 
     name = "inpaint"
@@ -112,6 +114,9 @@ class InpaintStage:
         outputs = []
         for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
             data: RoutedData = item.event.data
+            if admission.deferred[index]:
+                outputs.append(deferred())
+                continue
             if index not in edited:
                 outputs.append(held_for_review(item, self.name, ms, len(items), data.text_mask))
                 continue

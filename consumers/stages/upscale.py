@@ -18,6 +18,7 @@ from consumers.stages.common import (
     Edit,
     Figures,
     admit,
+    deferred,
     edit_trail,
     gated_output,
     held_for_review,
@@ -69,6 +70,9 @@ class UpscaleStage:
         shares = share_ms(items, started)
         outputs = []
         for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
+            if admission.deferred[index]:
+                outputs.append(deferred())
+                continue
             if index not in results:
                 mask = getattr(item.event.data, "mask", None)
                 outputs.append(held_for_review(item, self.name, ms, len(items), mask))
