@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -43,6 +44,7 @@ from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 
 __all__ = [
     "BATCH_SIZE",
+    "DEFERRED",
     "ITEMS",
     "STAGE_SECONDS",
     "Loaded",
@@ -63,6 +65,11 @@ BATCH_SIZE = Histogram(
 )
 STAGE_SECONDS = Histogram("pixelgate_stage_seconds", "Wall time of one batch.", ["stage", "phase"])
 ITEMS = Counter("pixelgate_items_total", "Items handled, by outcome.", ["stage", "outcome"])
+
+DEFERRED = "deferred"
+"""The outcome of an item the stage holds back for now (a half-open breaker with every trial
+permit taken): nothing stored or published, the batch left uncommitted and the item processed
+again after a backoff."""
 
 _log = get_logger("runner")
 _NAMESPACE = uuid.UUID("3b0f6f55-1c1e-4a8e-9f0a-5d2c9e7b1a44")
@@ -236,19 +243,42 @@ class StageRunner(Generic[PayloadT]):
             BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
             loaded, failed = await self._load(batch.jobs)
             batch.dead.extend(failed)
-            # A retriable failure (the breaker's "pause" policy) holds the whole batch,
-            # uncommitted, and tries it again after a backoff.
-            done, failed = await self._retrying("process", lambda: self._process(loaded))
-            batch.dead.extend(failed)
-            outputs = [output for _, output in done]
-            await self._store(outputs)
-            await self._publish(outputs)
-            for record, output in done:
-                with self._bound(record):
-                    self.log.info("item_done", outcome=output.outcome)
+            batch.dead.extend(await self._finish(loaded))
         if batch.dead:
             await self._dead_letter(batch.dead, dict(batch.jobs))
         await self._retrying("commit", lambda: consumer.commit(records))
+
+    async def _finish(
+        self, loaded: list[tuple[Record, Loaded[PayloadT]]]
+    ) -> list[tuple[Record, BaseException]]:
+        """Process, store and publish the loaded items; the items that failed, to dead-letter.
+
+        A retriable failure (the breaker's ``pause`` policy) holds the whole batch, uncommitted,
+        and tries it again after a backoff. Items the stage defers (outcome :data:`DEFERRED`: a
+        half-open breaker's items beyond its trial permits) are processed again after a backoff
+        once the others' outputs are out (the trials among them), until none is deferred; the
+        batch is committed only after that.
+        """
+        dead: list[tuple[Record, BaseException]] = []
+        attempt = 0
+        while loaded:
+            done, failed = await self._retrying("process", partial(self._process, loaded))
+            dead.extend(failed)
+            ready = [(record, output) for record, output in done if output.outcome != DEFERRED]
+            outputs = [output for _, output in ready]
+            await self._store(outputs)
+            await self._publish(outputs)
+            for record, output in ready:
+                with self._bound(record):
+                    self.log.info("item_done", outcome=output.outcome)
+            deferred = {record for record, output in done if output.outcome == DEFERRED}
+            loaded = [pair for pair in loaded if pair[0] in deferred]
+            if loaded:
+                delay = backoff_delay(attempt, cap=self.retry_cap_s)
+                self.log.info("items_deferred", count=len(loaded), delay_s=round(delay, 3))
+                attempt += 1
+                await asyncio.sleep(delay)
+        return dead
 
     # -- phases -----------------------------------------------------------------------------
 
