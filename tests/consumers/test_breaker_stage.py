@@ -383,7 +383,7 @@ async def test_items_beyond_the_trials_wait_and_are_edited_once_the_trials_pass(
             await pipe.wait_for(6)
             await pipe.until(lambda: pipe.transport.committed("inpaint", "t.routed") == 6,
                              "committed")
-    assert [e["count"] for e in logs if e["event"] == "items_deferred"][0] == 4
+    assert next(e["count"] for e in logs if e["event"] == "items_deferred") == 4
     assert pipe.transitions() == [
         (None, "CLOSED", "OPEN"), (None, "OPEN", "HALF_OPEN"), (None, "HALF_OPEN", "CLOSED")
     ]
@@ -416,7 +416,7 @@ async def test_items_beyond_failed_trials_follow_the_open_policy(tmp_path, when_
                 pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
                 await pipe.transport.publish([control_message(TOPICS, "inpaint", "reset")])
             await pipe.wait_for(6)
-    assert [e["count"] for e in logs if e["event"] == "items_deferred"][0] == 4
+    assert next(e["count"] for e in logs if e["event"] == "items_deferred") == 4
     trials = [m for m in stage_metrics(pipe) if m["trial"]]
     assert [m["outcome"] for m in trials] == ["fail", "fail"]
     reviews = [orjson.loads(r.value)["data"] for r in pipe.transport.records("t.review")]
