@@ -9,7 +9,8 @@
    a record meant for another stage is skipped (and committed);
 3. **load** inputs concurrently, off the event loop;
 4. **process** the batch in an executor (a batch that raises is retried item by item, so one
-   bad item cannot sink its neighbours; an item that still fails goes to ``dlq``);
+   bad item cannot sink its neighbours; an item that still fails goes to ``dlq``, and its
+   ``error`` metrics count as a failed trial when it was a half-open breaker's trial);
 5. **store** outputs, then 6. **publish** next events and wait for their acks, then 7. **commit**.
 
 Retriable errors (``StoreUnavailableError``, ``TransportUnavailableError``) are retried with
@@ -30,7 +31,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -52,6 +53,7 @@ __all__ = [
     "Stage",
     "StageRunner",
     "TopicNames",
+    "TrialStage",
     "backoff_delay",
     "backoff_delays",
     "poll_retrying",
@@ -142,6 +144,17 @@ class Stage(Protocol[PayloadT]):
 
     def process(self, items: Sequence[Loaded[PayloadT]]) -> list[Output]:
         """Process a batch; one output per item, same order (runs in an executor)."""
+        ...
+
+
+@runtime_checkable
+class TrialStage(Protocol):
+    """A stage behind a circuit breaker, which may admit an item as a half-open trial."""
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the event's item was admitted as a trial whose outcome is not out yet; the
+        runner asks when it dead-letters the item, and its ``error`` metrics then count as the
+        failed trial's outcome."""
         ...
 
 
@@ -243,27 +256,25 @@ class StageRunner(Generic[PayloadT]):
             BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
             loaded, failed = await self._load(batch.jobs)
             batch.dead.extend(failed)
-            batch.dead.extend(await self._finish(loaded))
-        if batch.dead:
-            await self._dead_letter(batch.dead, dict(batch.jobs))
+            await self._finish(batch, loaded)
+        await self._dead_letter(batch)
         await self._retrying("commit", lambda: consumer.commit(records))
 
-    async def _finish(
-        self, loaded: list[tuple[Record, Loaded[PayloadT]]]
-    ) -> list[tuple[Record, BaseException]]:
-        """Process, store and publish the loaded items; the items that failed, to dead-letter.
+    async def _finish(self, batch: _Batch, loaded: list[tuple[Record, Loaded[PayloadT]]]) -> None:
+        """Process, store and publish the loaded items; the items that failed join ``batch.dead``.
 
         A retriable failure (the breaker's ``pause`` policy) holds the whole batch, uncommitted,
         and tries it again after a backoff. Items the stage defers (outcome :data:`DEFERRED`: a
         half-open breaker's items beyond its trial permits) are processed again after a backoff
         once the others' outputs are out (the trials among them), until none is deferred; the
-        batch is committed only after that.
+        batch is committed only after that. The items that failed so far are dead-lettered
+        before each wait: a trial that raised is among them, and its ``error`` metrics are the
+        verdict the deferred items wait for.
         """
-        dead: list[tuple[Record, BaseException]] = []
         attempt = 0
         while loaded:
             done, failed = await self._retrying("process", partial(self._process, loaded))
-            dead.extend(failed)
+            batch.dead.extend(failed)
             ready = [(record, output) for record, output in done if output.outcome != DEFERRED]
             outputs = [output for _, output in ready]
             await self._store(outputs)
@@ -274,11 +285,11 @@ class StageRunner(Generic[PayloadT]):
             deferred = {record for record, output in done if output.outcome == DEFERRED}
             loaded = [pair for pair in loaded if pair[0] in deferred]
             if loaded:
+                await self._dead_letter(batch)
                 delay = backoff_delay(attempt, cap=self.retry_cap_s)
                 self.log.info("items_deferred", count=len(loaded), delay_s=round(delay, 3))
                 attempt += 1
                 await asyncio.sleep(delay)
-        return dead
 
     # -- phases -----------------------------------------------------------------------------
 
@@ -383,13 +394,14 @@ class StageRunner(Generic[PayloadT]):
         if messages:
             await self._retrying("publish", lambda: self.transport.publish(messages))
 
-    async def _dead_letter(
-        self,
-        dead: list[tuple[Record, BaseException]],
-        events: dict[Record, CloudEvent[Any]],
-    ) -> None:
-        """Send each record to ``dlq`` with headers; for a record that parsed, also publish an
-        ``error`` metrics event (errors count as failures in the circuit breaker's window)."""
+    async def _dead_letter(self, batch: _Batch) -> None:
+        """Send each record of ``batch.dead`` to ``dlq`` with headers, and empty it; for a record
+        that parsed, also publish an ``error`` metrics event (errors count as failures in the
+        circuit breaker's window; a half-open trial's error is marked as the trial's outcome)."""
+        if not batch.dead:
+            return
+        dead, batch.dead = batch.dead, []
+        events = dict(batch.jobs)
         messages = []
         for record, exc in dead:
             event = events.get(record)
@@ -423,6 +435,7 @@ class StageRunner(Generic[PayloadT]):
         data = event.data
         context = getattr(data, "context", None)
         vendor = context.vendor_id if context is not None else getattr(data, "vendor_id", "")
+        trial = isinstance(self.stage, TrialStage) and self.stage.settle_trial(event)
         metrics = CloudEvent[MetricsData](
             id=str(uuid.uuid5(_NAMESPACE, f"{event.subject}/{self.stage.name}/error")),
             source=f"pixelgate/{self.stage.name}",
@@ -430,7 +443,7 @@ class StageRunner(Generic[PayloadT]):
             subject=event.subject,
             time=datetime.now(UTC),
             data=MetricsData(stage=self.stage.name, vendor_id=vendor or "unknown",
-                             outcome="error", latency_ms=0.0, batch_size=1),
+                             outcome="error", latency_ms=0.0, batch_size=1, trial=trial),
         )
         return Message(
             topic=self.topics.name(Topic.METRICS),

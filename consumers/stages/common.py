@@ -3,6 +3,7 @@ circuit breaker's admission of a batch."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from consumers.breaker import BreakerBoard, BreakerState
+from consumers.breaker import BreakerBoard, BreakerState, Permit
 from consumers.errors import BreakerOpenError, PoisonRecordError
 from consumers.runner import DEFERRED, Loaded, Output
 from schemas.events import (
@@ -34,6 +35,7 @@ __all__ = [
     "Admission",
     "Edit",
     "Figures",
+    "TrialPermits",
     "admit",
     "deferred",
     "derived_event",
@@ -127,7 +129,10 @@ class Admission:
 _CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 
 
-def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Admission:
+def admit(
+    board: BreakerBoard | None, stage: str, vendors: Sequence[str],
+    held: Sequence[bool] | None = None,
+) -> Admission:
     """Ask the breaker about each item, in order.
 
     With the ``pause`` policy an open scope raises :class:`BreakerOpenError` before any
@@ -135,6 +140,8 @@ def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Adm
     committed) and retries it with backoff. In HALF_OPEN the first items take the trial permits;
     the items beyond them are deferred until the trials decide (the runner holds them the same
     way and asks again): once CLOSED they are edited, once OPEN again they follow the policy.
+    An item marked in ``held`` already holds a trial permit (see :class:`TrialPermits`): while
+    its scope is HALF_OPEN it is a trial again without taking another.
     """
     policy = board.policy(stage) if board is not None else None
     if board is None or policy is None:
@@ -149,7 +156,9 @@ def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Adm
                 f"{stage}: circuit breaker open for vendor(s) {', '.join(blocked)}; "
                 "holding the batch until it half-opens"
             )
-    permits = [board.acquire(stage, vendor) for vendor in vendors]
+    holds = held if held is not None else (False,) * len(vendors)
+    permits = [_permit(board, stage, vendor, holding)
+               for vendor, holding in zip(vendors, holds, strict=True)]
     half_open = [p.state is BreakerState.HALF_OPEN for p in permits]
     pause = policy.when_open == "pause"
     return Admission(
@@ -158,6 +167,63 @@ def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Adm
         deferred=tuple(not p.allowed and (half or pause)
                        for p, half in zip(permits, half_open, strict=True)),
     )
+
+
+def _permit(board: BreakerBoard, stage: str, vendor: str, held: bool) -> Permit:
+    """The breaker's answer for one item; one already holding a trial permit keeps it while the
+    scope is HALF_OPEN."""
+    if held:
+        state = board.state(stage, vendor)
+        if state is BreakerState.HALF_OPEN:
+            return Permit(True, state)
+    return board.acquire(stage, vendor)
+
+
+class TrialPermits:
+    """A stage's items that hold a half-open trial permit and whose outcome is not out yet.
+
+    A permit belongs to its item until the item's outcome is published. When ``process`` raises
+    for a batch, the runner processes its items again one by one: a trial among them is
+    admitted as a trial again without taking a second permit, so the batch's permits are not
+    lost and the items beyond them stay deferred. A trial that raises on its own is
+    dead-lettered, and the runner asks :meth:`settle` to mark its ``error`` metrics as the
+    trial's outcome (a failed trial), the verdict the deferred items wait for. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, str] = {}  # image id -> vendor
+        self._lock = threading.Lock()
+
+    def admit(
+        self, board: BreakerBoard | None, stage: str, items: Sequence[Loaded[Any]]
+    ) -> Admission:
+        """:func:`admit` for ``items``, each one holding a permit keeping it; the new trials
+        hold theirs from now on. Permits whose scope is no longer HALF_OPEN are dropped (their
+        verdict is in)."""
+        subjects = [item.event.subject for item in items]
+        vendors = [item.event.data.context.vendor_id for item in items]
+        with self._lock:
+            if board is not None:
+                self._held = {s: v for s, v in self._held.items()
+                              if board.state(stage, v) is BreakerState.HALF_OPEN}
+            held = [s in self._held for s in subjects]
+            admission = admit(board, stage, vendors, held)
+            for subject, vendor, trial in zip(subjects, vendors, admission.trial, strict=True):
+                if trial:
+                    self._held[subject] = vendor
+        return admission
+
+    def release(self, items: Sequence[Loaded[Any]]) -> None:
+        """Forget the permits of ``items``: their outputs carry their trial outcomes."""
+        with self._lock:
+            for item in items:
+                self._held.pop(item.event.subject, None)
+
+    def settle(self, event: CloudEvent[Any]) -> bool:
+        """Whether the event's item holds a trial permit; forget it (the caller publishes the
+        item's outcome, marked as a trial)."""
+        with self._lock:
+            return self._held.pop(event.subject, None) is not None
 
 
 def deferred() -> Output:

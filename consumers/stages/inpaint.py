@@ -18,7 +18,7 @@ from consumers.stages.common import (
     PNG,
     Edit,
     Figures,
-    admit,
+    TrialPermits,
     deferred,
     edit_trail,
     gated_output,
@@ -65,6 +65,7 @@ class InpaintStage:
         self.keys = ObjectKeys.from_settings(settings)
         self.settings = settings
         self.board = board
+        self.trials = TrialPermits()
         self.removal: TextRemoval = text_removal(settings)
         self.version = self.removal.version
 
@@ -78,6 +79,11 @@ class InpaintStage:
     def inpainter(self, inpainter: Inpainter) -> None:
         """Fill with ``inpainter`` from the next batch on (a model deployed while running)."""
         self.removal.inpainter = inpainter
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the item was admitted as a half-open trial with no outcome out yet (its error
+        is then that outcome); see :class:`~consumers.stages.common.TrialPermits`."""
+        return self.trials.settle(event)
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         event = parse_event(RoutedData, value)
@@ -98,10 +104,7 @@ class InpaintStage:
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
-        admission = admit(
-            self.board, self.name,
-            [it.event.data.context.vendor_id for it in items],
-        )
+        admission = self.trials.admit(self.board, self.name, items)
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
@@ -124,6 +127,7 @@ class InpaintStage:
                 self._output(item, edited[index], metrics[index].to_dict(), ms, len(items),
                              trial=admission.trial[index])
             )
+        self.trials.release(items)
         return outputs
 
     def _output(

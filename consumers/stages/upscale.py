@@ -17,7 +17,7 @@ from consumers.stages.common import (
     PNG,
     Edit,
     Figures,
-    admit,
+    TrialPermits,
     deferred,
     edit_trail,
     gated_output,
@@ -47,7 +47,13 @@ class UpscaleStage:
         self.keys = ObjectKeys.from_settings(settings)
         self.settings = settings
         self.board = board
+        self.trials = TrialPermits()
         self.upscaler = Upscaler(upscale_config(settings))
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the item was admitted as a half-open trial with no outcome out yet (its error
+        is then that outcome); see :class:`~consumers.stages.common.TrialPermits`."""
+        return self.trials.settle(event)
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
         model = RoutedData if topic is Topic.ROUTED else InpaintedData
@@ -59,10 +65,7 @@ class UpscaleStage:
 
     def process(self, items: Sequence[Loaded[Image]]) -> list[Output]:
         started = time.perf_counter()
-        admission = admit(
-            self.board, self.name,
-            [it.event.data.context.vendor_id for it in items],
-        )
+        admission = self.trials.admit(self.board, self.name, items)
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
         results = self._upscale(items, chosen)
         metrics = dict(zip(chosen, measure_upscales([items[i].payload for i in chosen],
@@ -79,6 +82,7 @@ class UpscaleStage:
                 continue
             outputs.append(self._output(item, results[index], metrics[index].to_dict(), ms,
                                         len(items), trial=admission.trial[index]))
+        self.trials.release(items)
         return outputs
 
     def _upscale(self, items: Sequence[Loaded[Image]], chosen: list[int]) -> dict[int, Image]:

@@ -74,6 +74,13 @@ class DarkNoiseFill(torch.nn.Module):
         return dark * torch.rand_like(image) + (1.0 - dark) * out
 
 
+class Crash(torch.nn.Module):
+    """A model that raises on every call (a deployment that cannot run at all)."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the model cannot run")
+
+
 def script(module: torch.nn.Module, path: Path) -> Path:
     """Save ``module`` as TorchScript, the format users deploy (deprecated in torch 2.13 in
     favour of torch.export, but still what LaMa-style exports ship as)."""
@@ -428,6 +435,47 @@ async def test_items_beyond_failed_trials_follow_the_open_policy(tmp_path, when_
     else:
         assert Counter(pipe.done().values()) == Counter({"review": 2, "inpainted": 4})
         assert pipe.reasons()["BREAKER_OPEN"] == 0
+        assert pipe.transitions()[-1] == (None, "OPEN", "CLOSED")
+
+
+@pytest.mark.parametrize("when_open", ["review", "pause"])
+async def test_trials_that_raise_are_failed_trials_and_the_held_items_follow_the_open_policy(
+    tmp_path, when_open
+):
+    settings = half_open_settings(script(Crash(), tmp_path / "crash.pt"), when_open)
+    with capture_logs() as logs:
+        async with asyncio.timeout(60), Pipeline(tmp_path, settings) as pipe:
+            await half_open(pipe)
+            items = [routed(pipe.store, i, "v1", photo(i)) for i in range(6)]
+            await pipe.transport.publish(items)
+            await pipe.until(lambda: pipe.transitions()[-1:] == [(None, "HALF_OPEN", "OPEN")],
+                             "reopened by the trials' errors")
+            if when_open == "pause":
+                await pipe.until(lambda: any(e["event"] == "retrying" and e["phase"] == "process"
+                                             for e in logs), "held by the open breaker")
+                assert pipe.done() == {}
+                assert pipe.transport.committed("inpaint", "t.routed") == 0
+                pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+                await pipe.transport.publish([control_message(TOPICS, "inpaint", "reset")])
+            await pipe.wait_for(4)
+            await pipe.until(lambda: pipe.transport.committed("inpaint", "t.routed") == 6,
+                             "committed")
+    dead = {r.key for r in pipe.transport.records("t.dlq")}
+    assert len(dead) == 2  # the two trials, whose processing raised
+    for message in items:  # no trial permit left held
+        assert not pipe.stage.settle_trial(CloudEvent[RoutedData].model_validate_json(
+            message.value))
+    events = [orjson.loads(r.value) for r in pipe.transport.records("t.metrics")]
+    errors = [(e["subject"], e["data"]["trial"]) for e in events
+              if e["source"] == "pixelgate/inpaint" and e["data"]["outcome"] == "error"]
+    assert sorted(errors) == sorted((key, True) for key in dead)
+    held = {m.key for m in items} - dead
+    assert set(pipe.done()) == held
+    if when_open == "review":
+        assert set(pipe.done().values()) == {"review"}
+        assert pipe.reasons() == Counter({"BREAKER_OPEN": 4})
+    else:
+        assert set(pipe.done().values()) == {"inpainted"}
         assert pipe.transitions()[-1] == (None, "OPEN", "CLOSED")
 
 
