@@ -198,7 +198,7 @@ class TrialPermits:
         self, board: BreakerBoard | None, stage: str, items: Sequence[Loaded[Any]]
     ) -> Admission:
         """:func:`admit` for ``items``, each one holding a permit keeping it; the new trials
-        hold theirs from now on. Permits whose scope is no longer HALF_OPEN are dropped (their
+        hold theirs from now on. Permits whose scope has left HALF_OPEN are dropped (their
         verdict is in)."""
         subjects = [item.event.subject for item in items]
         vendors = [item.event.data.context.vendor_id for item in items]
