@@ -76,6 +76,7 @@ __all__ = [
     "BreakerState",
     "CallOutcome",
     "CircuitBreaker",
+    "Permit",
     "Scope",
     "ScopeStatus",
     "Transition",
@@ -141,6 +142,16 @@ def call_outcome(metrics: MetricsData) -> CallOutcome | None:
     return CallOutcome(failed=metrics.outcome in ("fail", "error"), duration_s=duration)
 
 
+class Permit(NamedTuple):
+    """The breaker's answer to one call, with the state it was given in."""
+
+    allowed: bool
+    """Whether the call may run now."""
+    state: BreakerState
+    """The state that decided it: a call allowed in HALF_OPEN is a trial; one refused in
+    HALF_OPEN found every trial permit taken and waits for the trials' verdict."""
+
+
 _DEFAULT_SCOPE = Scope("default")
 
 
@@ -196,14 +207,20 @@ class CircuitBreaker:
 
     def try_acquire(self) -> bool:
         """Whether one more call may run now (in HALF_OPEN this takes one of the trial permits)."""
+        return self.acquire().allowed
+
+    def acquire(self) -> Permit:
+        """:meth:`try_acquire` with the state that decided it, read under the same lock (so a
+        trial is never mistaken for an ordinary call while the state changes)."""
         with self._lock:
             self._tick(self._clock())
-            if self._state in (BreakerState.CLOSED, BreakerState.DISABLED):
-                return True
-            if self._state is BreakerState.HALF_OPEN and self._permits > 0:
+            state = self._state
+            if state in (BreakerState.CLOSED, BreakerState.DISABLED):
+                return Permit(True, state)
+            if state is BreakerState.HALF_OPEN and self._permits > 0:
                 self._permits -= 1
-                return True
-            return False
+                return Permit(True, state)
+            return Permit(False, state)
 
     def record(
         self, failed: bool, duration_s: float, *, at: float | None = None,
@@ -401,8 +418,13 @@ class BreakerBoard:
     def allow(self, stage: str, vendor_id: str) -> bool:
         """Whether the stage may process this vendor's next item now (takes a trial permit in
         HALF_OPEN)."""
+        return self.acquire(stage, vendor_id).allowed
+
+    def acquire(self, stage: str, vendor_id: str) -> Permit:
+        """:meth:`CircuitBreaker.acquire` on the item's scope (a stage without a breaker admits
+        everything, as CLOSED)."""
         breaker = self._find(stage, vendor_id)
-        return True if breaker is None else breaker.try_acquire()
+        return Permit(True, BreakerState.CLOSED) if breaker is None else breaker.acquire()
 
     def observe(
         self, stage: str, vendor_id: str, *, failed: bool, duration_s: float,

@@ -154,11 +154,12 @@ class OomLadder(Generic[ItemT, OutT]):
 
 
 def exhausted_events(
-    event: CloudEvent[Any], stage: str
+    event: CloudEvent[Any], stage: str, *, trial: bool = False
 ) -> tuple[tuple[Topic, CloudEvent[Any]], tuple[Topic, CloudEvent[Any]]]:
     """The ``review`` event (reason ``RESOURCE_EXHAUSTED``, no candidate) and the ``metrics``
-    event (outcome ``error``) of an item that ran out of memory even alone. An ``uploaded``
-    event (no context yet) gets its context from the upload and an empty trail."""
+    event (outcome ``error``; ``trial`` when the item held a half-open breaker's trial permit,
+    so it counts as a failed trial) of an item that ran out of memory even alone. An
+    ``uploaded`` event (no context yet) gets its context from the upload and an empty trail."""
     data = event.data
     context = getattr(data, "context", None)
     if context is None:
@@ -171,7 +172,7 @@ def exhausted_events(
         trail=getattr(data, "trail", None) or Trail(),
     )
     metrics = MetricsData(stage=stage, vendor_id=context.vendor_id, outcome="error",
-                          latency_ms=0.0, batch_size=1)
+                          latency_ms=0.0, batch_size=1, trial=trial)
     return (
         (Topic.REVIEW, _derived(event, stage, Topic.REVIEW, review)),
         (Topic.METRICS, _derived(event, stage, Topic.METRICS, metrics)),

@@ -12,7 +12,9 @@
    (:class:`consumers.oom.OomLadder`: split in halves, then the stage's ``process_tiled`` if it
    has one, then ``review`` with ``RESOURCE_EXHAUSTED``); a batch that raises anything else is
    retried item by item, so one bad item cannot sink its neighbours; an item that still fails
-   goes to ``dlq``;
+   goes to ``dlq``, and its ``error`` metrics count as a failed trial when it was a half-open
+   breaker's trial. Items the stage defers (a half-open breaker's trial permits all taken) are
+   processed again once the others are out;
 5. **store** outputs, then 6. **publish** next events and wait for their acks, then 7. **commit**.
 
 Retriable errors (``StoreUnavailableError``, ``TransportUnavailableError``) are retried with
@@ -32,7 +34,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
@@ -48,6 +51,7 @@ from schemas.events import CloudEvent, ImageRef, MetricsData, Topic, event_type
 __all__ = [
     "BATCH_PIXELS",
     "BATCH_SIZE",
+    "DEFERRED",
     "ITEMS",
     "OOM_SPLITS",
     "PEAK_MEMORY",
@@ -57,6 +61,7 @@ __all__ = [
     "Stage",
     "StageRunner",
     "TopicNames",
+    "TrialStage",
     "backoff_delay",
     "backoff_delays",
     "poll_retrying",
@@ -85,6 +90,11 @@ OOM_SPLITS = Counter(
     "pixelgate_oom_splits_total", "Batches split in halves after running out of memory.",
     ["stage"],
 )
+
+DEFERRED = "deferred"
+"""The outcome of an item the stage holds back for now (a half-open breaker with every trial
+permit taken): nothing stored or published, the batch left uncommitted and the item processed
+again after a backoff."""
 
 _log = get_logger("runner")
 _NAMESPACE = uuid.UUID("3b0f6f55-1c1e-4a8e-9f0a-5d2c9e7b1a44")
@@ -160,6 +170,17 @@ class Stage(Protocol[PayloadT]):
 
         A stage may also define ``process_tiled(item) -> Output``: the same for one item under
         less memory, which the runner calls when that item alone ran out of memory."""
+        ...
+
+
+@runtime_checkable
+class TrialStage(Protocol):
+    """A stage behind a circuit breaker, which may admit an item as a half-open trial."""
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the event's item was admitted as a trial whose outcome is not out yet; the
+        runner asks when it dead-letters the item, and its ``error`` metrics then count as the
+        failed trial's outcome."""
         ...
 
 
@@ -261,19 +282,40 @@ class StageRunner(Generic[PayloadT]):
             BATCH_SIZE.labels(self.stage.name).observe(len(batch.jobs))
             loaded, failed = await self._load(batch.jobs)
             batch.dead.extend(failed)
-            # A retriable failure (the breaker's "pause" policy) holds the whole batch,
-            # uncommitted, and tries it again after a backoff.
-            done, failed = await self._retrying("process", lambda: self._process(loaded))
+            await self._finish(batch, loaded)
+        await self._dead_letter(batch)
+        await self._retrying("commit", lambda: consumer.commit(records))
+
+    async def _finish(self, batch: _Batch, loaded: list[tuple[Record, Loaded[PayloadT]]]) -> None:
+        """Process, store and publish the loaded items; the items that failed join ``batch.dead``.
+
+        A retriable failure (the breaker's ``pause`` policy) holds the whole batch, uncommitted,
+        and tries it again after a backoff. Items the stage defers (outcome :data:`DEFERRED`: a
+        half-open breaker's items beyond its trial permits) are processed again after a backoff
+        once the others' outputs are out (the trials among them), until none is deferred; the
+        batch is committed only after that. The items that failed so far are dead-lettered
+        before each wait: a trial that raised is among them, and its ``error`` metrics are the
+        verdict the deferred items wait for.
+        """
+        attempt = 0
+        while loaded:
+            done, failed = await self._retrying("process", partial(self._process, loaded))
             batch.dead.extend(failed)
-            outputs = [output for _, output in done]
+            ready = [(record, output) for record, output in done if output.outcome != DEFERRED]
+            outputs = [output for _, output in ready]
             await self._store(outputs)
             await self._publish(outputs)
-            for record, output in done:
+            for record, output in ready:
                 with self._bound(record):
                     self.log.info("item_done", outcome=output.outcome)
-        if batch.dead:
-            await self._dead_letter(batch.dead, dict(batch.jobs))
-        await self._retrying("commit", lambda: consumer.commit(records))
+            deferred = {record for record, output in done if output.outcome == DEFERRED}
+            loaded = [pair for pair in loaded if pair[0] in deferred]
+            if loaded:
+                await self._dead_letter(batch)
+                delay = backoff_delay(attempt, cap=self.retry_cap_s)
+                self.log.info("items_deferred", count=len(loaded), delay_s=round(delay, 3))
+                attempt += 1
+                await asyncio.sleep(delay)
 
     # -- phases -----------------------------------------------------------------------------
 
@@ -378,13 +420,14 @@ class StageRunner(Generic[PayloadT]):
         if messages:
             await self._retrying("publish", lambda: self.transport.publish(messages))
 
-    async def _dead_letter(
-        self,
-        dead: list[tuple[Record, BaseException]],
-        events: dict[Record, CloudEvent[Any]],
-    ) -> None:
-        """Send each record to ``dlq`` with headers; for a record that parsed, also publish an
-        ``error`` metrics event (errors count as failures in the circuit breaker's window)."""
+    async def _dead_letter(self, batch: _Batch) -> None:
+        """Send each record of ``batch.dead`` to ``dlq`` with headers, and empty it; for a record
+        that parsed, also publish an ``error`` metrics event (errors count as failures in the
+        circuit breaker's window; a half-open trial's error is marked as the trial's outcome)."""
+        if not batch.dead:
+            return
+        dead, batch.dead = batch.dead, []
+        events = dict(batch.jobs)
         messages = []
         for record, exc in dead:
             event = events.get(record)
@@ -440,12 +483,15 @@ class StageRunner(Generic[PayloadT]):
     def _exhausted(self, item: Loaded[PayloadT], exc: BaseException) -> Output:
         """An item that ran out of memory even alone: to review, and an ``error`` outcome."""
         self.log.warning("resource_exhausted", image_id=item.event.subject, error=repr(exc))
-        return Output(outcome="exhausted", events=exhausted_events(item.event, self.stage.name))
+        trial = isinstance(self.stage, TrialStage) and self.stage.settle_trial(item.event)
+        events = exhausted_events(item.event, self.stage.name, trial=trial)
+        return Output(outcome="exhausted", events=events)
 
     def _error_metrics(self, event: CloudEvent[Any]) -> Message:
         data = event.data
         context = getattr(data, "context", None)
         vendor = context.vendor_id if context is not None else getattr(data, "vendor_id", "")
+        trial = isinstance(self.stage, TrialStage) and self.stage.settle_trial(event)
         metrics = CloudEvent[MetricsData](
             id=str(uuid.uuid5(_NAMESPACE, f"{event.subject}/{self.stage.name}/error")),
             source=f"pixelgate/{self.stage.name}",
@@ -453,7 +499,7 @@ class StageRunner(Generic[PayloadT]):
             subject=event.subject,
             time=datetime.now(UTC),
             data=MetricsData(stage=self.stage.name, vendor_id=vendor or "unknown",
-                             outcome="error", latency_ms=0.0, batch_size=1),
+                             outcome="error", latency_ms=0.0, batch_size=1, trial=trial),
         )
         return Message(
             topic=self.topics.name(Topic.METRICS),

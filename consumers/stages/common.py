@@ -3,6 +3,7 @@ circuit breaker's admission of a batch."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from consumers.breaker import BreakerBoard, BreakerState
+from consumers.breaker import BreakerBoard, BreakerState, Permit
 from consumers.errors import BreakerOpenError, PoisonRecordError
-from consumers.runner import Loaded, Output
+from consumers.runner import DEFERRED, Loaded, Output
 from schemas.events import (
     CloudEvent,
     ImageRef,
@@ -34,7 +35,9 @@ __all__ = [
     "Admission",
     "Edit",
     "Figures",
+    "TrialPermits",
     "admit",
+    "deferred",
     "derived_event",
     "edit_trail",
     "gated_output",
@@ -114,23 +117,38 @@ class Admission:
     """Which items of a batch the stage's circuit breaker lets through."""
 
     allowed: tuple[bool, ...]
-    """Per item: edit it (True) or send it to review untouched (False)."""
+    """Per item: edit it now."""
     trial: tuple[bool, ...]
     """Per item: admitted as a half-open trial."""
+    deferred: tuple[bool, ...]
+    """Per item: held back, neither edited nor sent to review (a half-open breaker whose trial
+    permits are all taken, or the ``pause`` policy): the stage returns :func:`deferred` for it.
+    An item neither allowed nor deferred goes to review untouched (:func:`held_for_review`)."""
 
 
 _CLOSED_TO_EDITS = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 
 
-def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Admission:
-    """Ask the breaker about each item, in order. With the ``pause`` policy an open scope raises
-    :class:`BreakerOpenError` before any half-open permit is taken: the runner then holds the
-    batch (partitions paused, nothing committed) and retries it with backoff."""
+def admit(
+    board: BreakerBoard | None, stage: str, vendors: Sequence[str],
+    held: Sequence[bool] | None = None,
+) -> Admission:
+    """Ask the breaker about each item, in order.
+
+    With the ``pause`` policy an open scope raises :class:`BreakerOpenError` before any
+    half-open permit is taken: the runner then holds the batch (partitions paused, nothing
+    committed) and retries it with backoff. In HALF_OPEN the first items take the trial permits;
+    the items beyond them are deferred until the trials decide (the runner holds them the same
+    way and asks again): once CLOSED they are edited, once OPEN again they follow the policy.
+    An item marked in ``held`` already holds a trial permit (see :class:`TrialPermits`): while
+    its scope is HALF_OPEN it is a trial again without taking another.
+    """
     policy = board.policy(stage) if board is not None else None
     if board is None or policy is None:
-        return Admission((True,) * len(vendors), (False,) * len(vendors))
-    states = [board.state(stage, vendor) for vendor in vendors]
+        none = (False,) * len(vendors)
+        return Admission((True,) * len(vendors), none, none)
     if policy.when_open == "pause":
+        states = [board.state(stage, vendor) for vendor in vendors]
         blocked = sorted({v for v, st in zip(vendors, states, strict=True)
                           if st in _CLOSED_TO_EDITS})
         if blocked:
@@ -138,11 +156,80 @@ def admit(board: BreakerBoard | None, stage: str, vendors: Sequence[str]) -> Adm
                 f"{stage}: circuit breaker open for vendor(s) {', '.join(blocked)}; "
                 "holding the batch until it half-opens"
             )
-    allowed = tuple(board.allow(stage, vendor) for vendor in vendors)
-    trial = tuple(
-        ok and st is BreakerState.HALF_OPEN for ok, st in zip(allowed, states, strict=True)
+    holds = held if held is not None else (False,) * len(vendors)
+    permits = [_permit(board, stage, vendor, holding)
+               for vendor, holding in zip(vendors, holds, strict=True)]
+    half_open = [p.state is BreakerState.HALF_OPEN for p in permits]
+    pause = policy.when_open == "pause"
+    return Admission(
+        allowed=tuple(p.allowed for p in permits),
+        trial=tuple(p.allowed and half for p, half in zip(permits, half_open, strict=True)),
+        deferred=tuple(not p.allowed and (half or pause)
+                       for p, half in zip(permits, half_open, strict=True)),
     )
-    return Admission(allowed, trial)
+
+
+def _permit(board: BreakerBoard, stage: str, vendor: str, held: bool) -> Permit:
+    """The breaker's answer for one item; one already holding a trial permit keeps it while the
+    scope is HALF_OPEN."""
+    if held:
+        state = board.state(stage, vendor)
+        if state is BreakerState.HALF_OPEN:
+            return Permit(True, state)
+    return board.acquire(stage, vendor)
+
+
+class TrialPermits:
+    """A stage's items that hold a half-open trial permit and whose outcome is not out yet.
+
+    A permit belongs to its item until the item's outcome is published. When ``process`` raises
+    for a batch, the runner processes its items again one by one: a trial among them is
+    admitted as a trial again without taking a second permit, so the batch's permits are not
+    lost and the items beyond them stay deferred. A trial that raises on its own is
+    dead-lettered, and the runner asks :meth:`settle` to mark its ``error`` metrics as the
+    trial's outcome (a failed trial), the verdict the deferred items wait for. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, str] = {}  # image id -> vendor
+        self._lock = threading.Lock()
+
+    def admit(
+        self, board: BreakerBoard | None, stage: str, items: Sequence[Loaded[Any]]
+    ) -> Admission:
+        """:func:`admit` for ``items``, each one holding a permit keeping it; the new trials
+        hold theirs from now on. Permits whose scope has left HALF_OPEN are dropped (their
+        verdict is in)."""
+        subjects = [item.event.subject for item in items]
+        vendors = [item.event.data.context.vendor_id for item in items]
+        with self._lock:
+            if board is not None:
+                self._held = {s: v for s, v in self._held.items()
+                              if board.state(stage, v) is BreakerState.HALF_OPEN}
+            held = [s in self._held for s in subjects]
+            admission = admit(board, stage, vendors, held)
+            for subject, vendor, trial in zip(subjects, vendors, admission.trial, strict=True):
+                if trial:
+                    self._held[subject] = vendor
+        return admission
+
+    def release(self, items: Sequence[Loaded[Any]]) -> None:
+        """Forget the permits of ``items``: their outputs carry their trial outcomes."""
+        with self._lock:
+            for item in items:
+                self._held.pop(item.event.subject, None)
+
+    def settle(self, event: CloudEvent[Any]) -> bool:
+        """Whether the event's item holds a trial permit; forget it (the caller publishes the
+        item's outcome, marked as a trial)."""
+        with self._lock:
+            return self._held.pop(event.subject, None) is not None
+
+
+def deferred() -> Output:
+    """An item held back by a half-open breaker (see :class:`Admission`): the runner stores and
+    publishes nothing for it, leaves its batch uncommitted and processes it again later."""
+    return Output(outcome=DEFERRED)
 
 
 def held_for_review(

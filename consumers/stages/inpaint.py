@@ -18,7 +18,8 @@ from consumers.stages.common import (
     PNG,
     Edit,
     Figures,
-    admit,
+    TrialPermits,
+    deferred,
     edit_trail,
     gated_output,
     held_for_review,
@@ -54,8 +55,9 @@ class InpaintStage:
     caller's object masks grown, filled, overlays un-blended unless the settings turn it off).
     Every item is gated (preservation outside the mask, seam, no worse than the input) with its
     vendor's thresholds; while the stage's circuit breaker is open, items go to review untouched
-    (or the batch is held, by policy). It has no tiled path: an item that runs out of memory
-    alone goes to review with ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`).
+    (or the batch is held, by policy), and items beyond a half-open breaker's trials are held
+    until the trials decide. It has no tiled path: an item that runs out of memory alone goes to
+    review with ``RESOURCE_EXHAUSTED`` (:mod:`consumers.oom`).
     """
 
     name = "inpaint"
@@ -65,6 +67,7 @@ class InpaintStage:
         self.keys = ObjectKeys.from_settings(settings)
         self.settings = settings
         self.board = board
+        self.trials = TrialPermits()
         self.removal: TextRemoval = text_removal(settings)
         self.version = self.removal.version
         self.max_pixels = settings.knobs(self.name).max_batch_pixels
@@ -79,6 +82,11 @@ class InpaintStage:
     def inpainter(self, inpainter: Inpainter) -> None:
         """Fill with ``inpainter`` from the next batch on (a model deployed while running)."""
         self.removal.inpainter = inpainter
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the item was admitted as a half-open trial with no outcome out yet (its error
+        is then that outcome); see :class:`~consumers.stages.common.TrialPermits`."""
+        return self.trials.settle(event)
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:  # noqa: ARG002
         event = parse_event(RoutedData, value)
@@ -99,10 +107,7 @@ class InpaintStage:
 
     def process(self, items: Sequence[Loaded[_InpaintInput]]) -> list[Output]:
         started = time.perf_counter()
-        admission = admit(
-            self.board, self.name,
-            [it.event.data.context.vendor_id for it in items],
-        )
+        admission = self.trials.admit(self.board, self.name, items)
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
         images = [items[i].payload.image for i in chosen]
         masks = [items[i].payload.mask for i in chosen]
@@ -117,6 +122,9 @@ class InpaintStage:
         outputs = []
         for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
             data: RoutedData = item.event.data
+            if admission.deferred[index]:
+                outputs.append(deferred())
+                continue
             if index not in edited:
                 outputs.append(held_for_review(item, self.name, ms, len(items), data.text_mask))
                 continue
@@ -124,6 +132,7 @@ class InpaintStage:
                 self._output(item, edited[index], metrics[index].to_dict(), ms, len(items),
                              trial=admission.trial[index])
             )
+        self.trials.release(items)
         return outputs
 
     def _fill(self, group: list[tuple[Image, Mask, Mask]]) -> list[Image]:

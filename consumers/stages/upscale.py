@@ -19,7 +19,8 @@ from consumers.stages.common import (
     PNG,
     Edit,
     Figures,
-    admit,
+    TrialPermits,
+    deferred,
     edit_trail,
     gated_output,
     held_for_review,
@@ -50,8 +51,14 @@ class UpscaleStage:
         self.keys = ObjectKeys.from_settings(settings)
         self.settings = settings
         self.board = board
+        self.trials = TrialPermits()
         self.upscaler = Upscaler(upscale_config(settings))
         self.max_pixels = settings.knobs(self.name).max_batch_pixels
+
+    def settle_trial(self, event: CloudEvent[Any]) -> bool:
+        """Whether the item was admitted as a half-open trial with no outcome out yet (its error
+        is then that outcome); see :class:`~consumers.stages.common.TrialPermits`."""
+        return self.trials.settle(event)
 
     def parse(self, topic: Topic, value: bytes) -> CloudEvent[Any] | None:
         model = RoutedData if topic is Topic.ROUTED else InpaintedData
@@ -79,10 +86,7 @@ class UpscaleStage:
 
     def _process(self, items: Sequence[Loaded[Image]], upscaler: Upscaler) -> list[Output]:
         started = time.perf_counter()
-        admission = admit(
-            self.board, self.name,
-            [it.event.data.context.vendor_id for it in items],
-        )
+        admission = self.trials.admit(self.board, self.name, items)
         chosen = [i for i, ok in enumerate(admission.allowed) if ok]
         results = self._upscale(items, chosen, upscaler)
         metrics = dict(zip(chosen, measure_upscales([items[i].payload for i in chosen],
@@ -90,12 +94,16 @@ class UpscaleStage:
         shares = share_ms(items, started)
         outputs = []
         for index, (item, ms) in enumerate(zip(items, shares, strict=True)):
+            if admission.deferred[index]:
+                outputs.append(deferred())
+                continue
             if index not in results:
                 mask = getattr(item.event.data, "mask", None)
                 outputs.append(held_for_review(item, self.name, ms, len(items), mask))
                 continue
             outputs.append(self._output(item, results[index], metrics[index].to_dict(), ms,
                                         len(items), trial=admission.trial[index]))
+        self.trials.release(items)
         return outputs
 
     def _upscale(

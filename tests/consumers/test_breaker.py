@@ -19,6 +19,7 @@ from consumers.breaker import (
     BreakerState,
     CallOutcome,
     CircuitBreaker,
+    Permit,
     Scope,
     Transition,
     WindowSnapshot,
@@ -314,6 +315,18 @@ def test_half_open_admits_exactly_n_trials(breaker: CircuitBreaker, clock: FakeC
     assert (half.from_state, half.to_state, half.at) == (OPEN, HALF_OPEN, opened.at + 30.0)
     assert half.snapshot == opened.snapshot
     assert half.reason == "waited 30 s in OPEN; admitting 3 trial calls"
+
+
+def test_acquire_reports_the_state_that_decided(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    assert breaker.acquire() == Permit(True, CLOSED)
+    open_breaker(breaker)
+    assert breaker.acquire() == Permit(False, OPEN)
+    clock.advance(30.0)
+    # Three trials, then the calls beyond the permits are refused in HALF_OPEN (they wait for
+    # the trials' verdict rather than being treated as if the breaker were open).
+    assert [breaker.acquire() for _ in range(4)] == [Permit(True, HALF_OPEN)] * 3 + [
+        Permit(False, HALF_OPEN)
+    ]
 
 
 def test_half_open_reopens_when_the_trials_fail(breaker: CircuitBreaker, clock: FakeClock) -> None:

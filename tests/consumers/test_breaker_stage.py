@@ -1,16 +1,20 @@
 """The inpaint stage behind its circuit breaker, over the in-memory transport (the same runner,
 stage and feed code as the Kafka workers): a bad model opens the breaker and never reaches
 the next stage, a good one closes it again, one vendor's bad batch opens only that vendor's
-breaker, the ``pause`` policy holds the batch, and operator commands are obeyed."""
+breaker, the ``pause`` policy holds the batch, items beyond the half-open trials wait for their
+verdict, and operator commands are obeyed."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -18,13 +22,16 @@ import pytest
 import torch
 from PIL import Image
 from prometheus_client import generate_latest
+from structlog.testing import capture_logs
 
-from consumers.breaker import BreakerPolicy, BreakerState
+from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState
 from consumers.breaker_feed import BreakerFeed, control_message
 from consumers.cli import main
-from consumers.runner import StageRunner, TopicNames
+from consumers.errors import BreakerOpenError
+from consumers.runner import Loaded, StageRunner, TopicNames
 from consumers.settings import BatchKnobs, Settings
 from consumers.stages import InpaintStage
+from consumers.stages.common import TrialPermits, admit
 from consumers.store import FilesystemStore
 from consumers.transport import MemoryTransport, Message
 from processors.inpaint import InpaintConfig, Inpainter
@@ -32,6 +39,7 @@ from schemas.events import (
     CloudEvent,
     ImageRef,
     ItemContext,
+    MetricsData,
     Operations,
     RoutedData,
     RouteDecision,
@@ -64,6 +72,13 @@ class DarkNoiseFill(torch.nn.Module):
             out = image * known + blurred * mask
         dark = (fill.mean(dim=(1, 2, 3), keepdim=True) < 0.35).to(image.dtype)
         return dark * torch.rand_like(image) + (1.0 - dark) * out
+
+
+class Crash(torch.nn.Module):
+    """A model that raises on every call (a deployment that cannot run at all)."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the model cannot run")
 
 
 def script(module: torch.nn.Module, path: Path) -> Path:
@@ -282,6 +297,212 @@ async def test_forced_open_sends_items_to_review_untouched(tmp_path):
     reviews = [orjson.loads(r.value)["data"] for r in pipe.transport.records("t.review")]
     assert all(r["candidate"] is None and r["mask"] is not None for r in reviews)
     assert pipe.transitions() == [(None, "CLOSED", "FORCED_OPEN")]
+
+
+# --- HALF_OPEN: the items beyond the trial permits wait for the trials' verdict ---------------
+
+
+def test_admission_defers_the_items_beyond_the_trial_permits() -> None:
+    clock = [1000.0]
+    policy = BreakerPolicy(window_size=4, minimum_calls=2, wait_in_open_s=30.0,
+                           half_open_permits=2)
+    board = BreakerBoard({"inpaint": policy}, clock=lambda: clock[0])
+    for _ in range(2):
+        board.observe("inpaint", "v1", failed=True, duration_s=0.1)
+    refused = admit(board, "inpaint", ["v1"] * 3)
+    assert (refused.allowed, refused.deferred) == ((False,) * 3, (False,) * 3)  # OPEN: review
+    clock[0] += 30.0
+    half = admit(board, "inpaint", ["v1"] * 5)
+    assert half.allowed == (True, True, False, False, False)
+    assert half.trial == (True, True, False, False, False)
+    assert half.deferred == (False, False, True, True, True)
+    assert admit(board, "inpaint", ["v1"]).deferred == (True,)  # still waiting for the verdict
+    for _ in range(2):
+        board.observe("inpaint", "v1", failed=False, duration_s=0.1, trial=True)
+    closed = admit(board, "inpaint", ["v1"] * 3)
+    assert closed.allowed == (True,) * 3
+    assert closed.trial == closed.deferred == (False,) * 3
+
+
+def test_a_trial_keeps_its_permit_until_its_outcome_is_out(tmp_path) -> None:
+    clock = [1000.0]
+    policy = BreakerPolicy(window_size=4, minimum_calls=2, wait_in_open_s=30.0,
+                           half_open_permits=2)
+    board = BreakerBoard({"inpaint": policy}, clock=lambda: clock[0])
+    for _ in range(2):
+        board.observe("inpaint", "v1", failed=True, duration_s=0.1)
+    clock[0] += 30.0
+    store = FilesystemStore(tmp_path / "store")
+    items = [Loaded(CloudEvent[RoutedData].model_validate_json(
+        routed(store, i, "v1", photo(i)).value), None, 0.0) for i in range(3)]
+    trials = TrialPermits()
+    assert trials.admit(board, "inpaint", items).trial == (True, True, False)
+    # The batch raised: processed again one by one, the trials keep their permits and the
+    # item beyond them is still deferred.
+    assert [trials.admit(board, "inpaint", [item]).trial for item in items[:2]] == [(True,)] * 2
+    assert trials.admit(board, "inpaint", items[2:]).deferred == (True,)
+    trials.release(items[1:2])  # its output carries its outcome
+    assert [trials.settle(item.event) for item in items] == [True, False, False]
+    assert not trials.settle(items[0].event)
+    for _ in range(2):
+        board.observe("inpaint", "v1", failed=True, duration_s=0.1, trial=True)
+    reopened = trials.admit(board, "inpaint", items[2:])
+    assert (reopened.allowed, reopened.deferred) == ((False,), (False,))  # OPEN: to review
+
+
+def test_admission_of_a_stage_without_a_breaker_edits_everything() -> None:
+    admission = admit(None, "inpaint", ["v1", "v2"])
+    assert admission.allowed == (True, True)
+    assert admission.trial == admission.deferred == (False, False)
+
+
+def test_pause_admission_raises_while_open_and_defers_in_half_open() -> None:
+    clock = [1000.0]
+    policy = BreakerPolicy(window_size=4, minimum_calls=2, wait_in_open_s=30.0,
+                           half_open_permits=1, when_open="pause")
+    board = BreakerBoard({"inpaint": policy}, clock=lambda: clock[0])
+    for _ in range(2):
+        board.observe("inpaint", "v1", failed=True, duration_s=0.1)
+    with pytest.raises(BreakerOpenError, match="holding the batch until it half-opens"):
+        admit(board, "inpaint", ["v1"])
+    clock[0] += 30.0
+    assert admit(board, "inpaint", ["v1", "v1"]).deferred == (False, True)
+
+
+HALF_OPEN_POLICY: dict[str, Any] = {
+    "window": "count", "window_size": 4, "minimum_calls": 2, "failure_rate_threshold": 50.0,
+    "wait_in_open_s": 60.0, "half_open_permits": 2,
+}
+
+
+def half_open_settings(model: Path, when_open: str) -> Settings:
+    """An inpaint stage whose breaker admits 2 trials, behind batches of up to 6 items."""
+    return Settings(topic_prefix="t.", output_bucket="outputs", output_prefix="p",
+                    inpaint_method="torchscript", inpaint_model=model,
+                    breakers={"inpaint": BreakerPolicy(**HALF_OPEN_POLICY, when_open=when_open)},
+                    batch=BatchKnobs(max_batch=6, max_wait_ms=10))
+
+
+async def half_open(pipe: Pipeline) -> None:
+    """Open the breaker with two failures dated one full wait ago: it is HALF_OPEN at once."""
+    at = datetime.fromtimestamp(time.time() - HALF_OPEN_POLICY["wait_in_open_s"] - 1.0, UTC)
+    failures = []
+    for index in range(2):
+        data = MetricsData(stage="inpaint", vendor_id="v1", outcome="fail", latency_ms=10.0,
+                           batch_size=1)
+        event = CloudEvent[MetricsData](id=f"old-{index}", source="test",
+                                        type=event_type(Topic.METRICS), subject=f"old-{index}",
+                                        time=at, data=data)
+        failures.append(Message(TOPICS.name(Topic.METRICS), "inpaint",
+                                event.model_dump_json().encode()))
+    await pipe.transport.publish(failures)
+    await pipe.until(lambda: pipe.board.state("inpaint") is BreakerState.HALF_OPEN, "half-open")
+
+
+def stage_metrics(pipe: Pipeline) -> list[dict[str, Any]]:
+    """The inpaint stage's own metrics events (not the ones the test published)."""
+    events = [orjson.loads(r.value) for r in pipe.transport.records("t.metrics")]
+    return [e["data"] for e in events if e["source"] == "pixelgate/inpaint"]
+
+
+async def test_items_beyond_the_trials_wait_and_are_edited_once_the_trials_pass(tmp_path):
+    settings = half_open_settings(script(NoiseFill(), tmp_path / "noise.pt"), "review")
+    with capture_logs() as logs:
+        async with Pipeline(tmp_path, settings) as pipe:
+            pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))  # the fixed model
+            await half_open(pipe)
+            items = [routed(pipe.store, i, "v1", photo(i)) for i in range(6)]
+            await pipe.transport.publish(items)  # one poll: 2 trials and 4 items beyond them
+            await pipe.wait_for(6)
+            await pipe.until(lambda: pipe.transport.committed("inpaint", "t.routed") == 6,
+                             "committed")
+    assert next(e["count"] for e in logs if e["event"] == "items_deferred") == 4
+    assert pipe.transitions() == [
+        (None, "CLOSED", "OPEN"), (None, "OPEN", "HALF_OPEN"), (None, "HALF_OPEN", "CLOSED")
+    ]
+    # Every item edited and passed on exactly once; none reached people.
+    assert sorted(r.key or "" for r in pipe.transport.records("t.inpainted")) == sorted(
+        m.key for m in items
+    )
+    assert pipe.transport.records("t.review") == []
+    assert sorted((m["trial"], m["outcome"]) for m in stage_metrics(pipe)) == (
+        [(False, "pass")] * 4 + [(True, "pass")] * 2
+    )
+
+
+@pytest.mark.parametrize("when_open", ["review", "pause"])
+async def test_items_beyond_failed_trials_follow_the_open_policy(tmp_path, when_open):
+    settings = half_open_settings(script(NoiseFill(), tmp_path / "noise.pt"), when_open)
+    with capture_logs() as logs:
+        async with Pipeline(tmp_path, settings) as pipe:
+            await half_open(pipe)
+            await pipe.transport.publish([routed(pipe.store, i, "v1", photo(i))
+                                          for i in range(6)])
+            await pipe.until(lambda: pipe.transitions()[-1:] == [(None, "HALF_OPEN", "OPEN")],
+                             "reopened by the failed trials")
+            if when_open == "pause":
+                # Held, uncommitted, neither edited nor sent to review, until an operator acts.
+                await pipe.until(lambda: any(e["event"] == "retrying" and e["phase"] == "process"
+                                             for e in logs), "held by the open breaker")
+                assert len(pipe.done()) == 2  # the failed trials
+                assert pipe.transport.committed("inpaint", "t.routed") == 0
+                pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+                await pipe.transport.publish([control_message(TOPICS, "inpaint", "reset")])
+            await pipe.wait_for(6)
+    assert next(e["count"] for e in logs if e["event"] == "items_deferred") == 4
+    trials = [m for m in stage_metrics(pipe) if m["trial"]]
+    assert [m["outcome"] for m in trials] == ["fail", "fail"]
+    reviews = [orjson.loads(r.value)["data"] for r in pipe.transport.records("t.review")]
+    edited_for_review = [r for r in reviews if r["candidate"] is not None]
+    assert len(edited_for_review) == 2  # the trials, refused by their gates
+    if when_open == "review":
+        assert set(pipe.done().values()) == {"review"}
+        assert pipe.reasons()["BREAKER_OPEN"] == 4
+    else:
+        assert Counter(pipe.done().values()) == Counter({"review": 2, "inpainted": 4})
+        assert pipe.reasons()["BREAKER_OPEN"] == 0
+        assert pipe.transitions()[-1] == (None, "OPEN", "CLOSED")
+
+
+@pytest.mark.parametrize("when_open", ["review", "pause"])
+async def test_trials_that_raise_are_failed_trials_and_the_held_items_follow_the_open_policy(
+    tmp_path, when_open
+):
+    settings = half_open_settings(script(Crash(), tmp_path / "crash.pt"), when_open)
+    with capture_logs() as logs:
+        async with asyncio.timeout(60), Pipeline(tmp_path, settings) as pipe:
+            await half_open(pipe)
+            items = [routed(pipe.store, i, "v1", photo(i)) for i in range(6)]
+            await pipe.transport.publish(items)
+            await pipe.until(lambda: pipe.transitions()[-1:] == [(None, "HALF_OPEN", "OPEN")],
+                             "reopened by the trials' errors")
+            if when_open == "pause":
+                await pipe.until(lambda: any(e["event"] == "retrying" and e["phase"] == "process"
+                                             for e in logs), "held by the open breaker")
+                assert pipe.done() == {}
+                assert pipe.transport.committed("inpaint", "t.routed") == 0
+                pipe.stage.inpainter = Inpainter(InpaintConfig(method="telea"))
+                await pipe.transport.publish([control_message(TOPICS, "inpaint", "reset")])
+            await pipe.wait_for(4)
+            await pipe.until(lambda: pipe.transport.committed("inpaint", "t.routed") == 6,
+                             "committed")
+    dead = {r.key for r in pipe.transport.records("t.dlq")}
+    assert len(dead) == 2  # the two trials, whose processing raised
+    for message in items:  # no trial permit left held
+        assert not pipe.stage.settle_trial(CloudEvent[RoutedData].model_validate_json(
+            message.value))
+    events = [orjson.loads(r.value) for r in pipe.transport.records("t.metrics")]
+    errors = [(e["subject"], e["data"]["trial"]) for e in events
+              if e["source"] == "pixelgate/inpaint" and e["data"]["outcome"] == "error"]
+    assert sorted(errors) == sorted((key, True) for key in dead)
+    held = {m.key for m in items} - dead
+    assert set(pipe.done()) == held
+    if when_open == "review":
+        assert set(pipe.done().values()) == {"review"}
+        assert pipe.reasons() == Counter({"BREAKER_OPEN": 4})
+    else:
+        assert set(pipe.done().values()) == {"inpainted"}
+        assert pipe.transitions()[-1] == (None, "OPEN", "CLOSED")
 
 
 @pytest.mark.parametrize("action", ["disable"])
