@@ -13,6 +13,9 @@
 - **Joining:** the first poll joins the group. A join still without an assignment after
   ``Settings.join_timeout_s()`` is abandoned (the consumer stopped) and raises
   ``TransportUnavailableError``; the runner backs off and the next poll joins as a new member.
+- **Seeking:** the consumer is :class:`~consumers.transport.Seekable` over the partitions it
+  holds (``end_offsets``, ``offsets_for_times``, ``seek``, ``pause``); a group of its own holds
+  every partition, which is how the breaker feed starts near the end of ``metrics``.
 - **Leaving:** ``close()`` leaves the group explicitly (aiokafka skips LeaveGroup for generation
   0, which Tansu uses for the first generation) so a replacement joins at once.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -40,7 +43,7 @@ from prometheus_client import Counter
 from consumers.errors import TransportUnavailableError
 from consumers.logging import get_logger
 from consumers.settings import Settings
-from consumers.transport import Message, Record
+from consumers.transport import Message, PartitionSpan, Record
 
 __all__ = ["JOIN_TIMEOUTS", "KafkaConsumer", "KafkaTransport", "kafka_client_config"]
 
@@ -324,6 +327,50 @@ class KafkaConsumer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._keepalive
                 self._keepalive = None
+
+    async def _partitions(self, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+        consumer = await self._start()
+        return consumer, sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+
+    async def spans(self, topic: str) -> dict[int, PartitionSpan]:
+        """Each assigned partition of ``topic``: its beginning and end offsets."""
+        consumer, tps = await self._partitions(topic)
+        try:
+            beginnings = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"cannot list offsets of {topic}: {exc!r}") from exc
+        return {tp.partition: PartitionSpan(beginnings[tp], ends[tp]) for tp in tps}
+
+    async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
+        """Per assigned partition, the first offset whose timestamp is ``at`` or later (the
+        partition's end where there is none)."""
+        consumer, tps = await self._partitions(topic)
+        try:
+            found = await consumer.offsets_for_times({tp: int(at * 1000) for tp in tps})
+            ends = await consumer.end_offsets(tps)
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"cannot search {topic} by time: {exc!r}") from exc
+        return {
+            tp.partition: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps
+        }
+
+    async def seek(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Fetch each given partition of ``topic`` from its offset next."""
+        consumer, tps = await self._partitions(topic)
+        for tp in tps:
+            if tp.partition in offsets:
+                consumer.seek(tp, offsets[tp.partition])
+
+    async def pause(self, topic: str) -> None:
+        """Fetch nothing from ``topic`` until :meth:`resume`."""
+        consumer, tps = await self._partitions(topic)
+        consumer.pause(*tps)
+
+    async def resume(self, topic: str) -> None:
+        """Fetch from ``topic`` again."""
+        consumer, tps = await self._partitions(topic)
+        consumer.resume(*tps)
 
     async def close(self) -> None:
         """Leave the group explicitly, then stop."""
