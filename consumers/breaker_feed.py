@@ -162,6 +162,9 @@ class BreakerFeed:
         """Records read, by full topic name."""
         self._restored: dict[Scope, float] = {}
         self._commands: dict[Transition, str] = {}
+        self._behind: dict[tuple[str, int], int] | None = None
+        """With a bounded start: the last offset there was at start, per partition still to
+        reach; ``None``: caught up at the first poll that returns nothing."""
 
     async def run(self, stop: asyncio.Event, consumer: Consumer | None = None) -> None:
         """Apply records until ``stop`` is set; between polls, let wait-based transitions
@@ -182,10 +185,22 @@ class BreakerFeed:
                     # Never resumed from (each feed has its own group and positions itself
                     # on start); committing ends the consumer's batch bookkeeping.
                     await consumer.commit(records)
-                else:
-                    self.caught_up.set()
+                self._progress(records)
         finally:
             await consumer.close()
+
+    def _progress(self, records: Sequence[Record]) -> None:
+        """Set :attr:`caught_up` once what was there at start has been read."""
+        if self._behind is None:
+            if not records:
+                self.caught_up.set()
+            return
+        for record in records:
+            key = (record.topic, record.partition)
+            if key in self._behind and record.offset >= self._behind[key]:
+                del self._behind[key]
+        if not self._behind:
+            self.caught_up.set()
 
     async def _start(self, consumer: Seekable, stop: asyncio.Event) -> None:
         """Read ``breaker`` to its end and restore the board from it, with ``metrics`` paused and
@@ -221,7 +236,10 @@ class BreakerFeed:
         if bound.seconds is not None:
             by_time = await consumer.offsets_for_time(metrics, time.time() - bound.seconds)
             starts = {p: min(starts[p], by_time.get(p, starts[p])) for p in starts}
-        return {p: max(start, spans[p].beginning) for p, start in starts.items()}
+        starts = {p: max(start, spans[p].beginning) for p, start in starts.items()}
+        self._behind = {(metrics, p): spans[p].end - 1 for p, start in starts.items()
+                        if spans[p].end > start}
+        return starts
 
     def _read_state(self, state: StartState, record: Record) -> None:
         try:
