@@ -333,14 +333,51 @@ class KafkaConsumer:
         return consumer, sorted(tp for tp in consumer.assignment() if tp.topic == topic)
 
     async def spans(self, topic: str) -> dict[int, PartitionSpan]:
-        """Each assigned partition of ``topic``: its beginning and end offsets."""
+        """Each assigned partition of ``topic``: its beginning and end offsets.
+
+        The end is the high watermark of a fetch at the listed end's last record, not the
+        listed end alone: Tansu's ListOffsets can answer an end far below the last offset
+        after large batches, while its fetch responses carry the true high watermark. The
+        consumer's positions are left where they were.
+        """
         consumer, tps = await self._partitions(topic)
         try:
             beginnings = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
+            probed = [tp for tp in tps if ends[tp] > beginnings[tp]]
+            highwater = await self._highwater(consumer, probed, ends)
         except KafkaError as exc:
             raise TransportUnavailableError(f"cannot list offsets of {topic}: {exc!r}") from exc
-        return {tp.partition: PartitionSpan(beginnings[tp], ends[tp]) for tp in tps}
+        return {
+            tp.partition: PartitionSpan(beginnings[tp], max(ends[tp], highwater.get(tp, 0)))
+            for tp in tps
+        }
+
+    async def _highwater(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+        ends: Mapping[TopicPartition, int], timeout_s: float = 10.0,
+    ) -> dict[TopicPartition, int]:
+        """The high watermark of one fetch per partition in ``tps`` (from its listed end's last
+        record); positions are restored afterwards."""
+        if not tps:
+            return {}
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        for tp in tps:
+            consumer.seek(tp, ends[tp] - 1)
+        found: dict[TopicPartition, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while len(found) < len(tps) and loop.time() < deadline:
+                await consumer.getmany(*tps, timeout_ms=500, max_records=1)
+                for tp in tps:
+                    mark = consumer.highwater(tp)
+                    if mark is not None:
+                        found[tp] = mark
+        finally:
+            for tp, position in positions.items():
+                consumer.seek(tp, position)
+        return found
 
     async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
         """Per assigned partition, the first offset whose timestamp is ``at`` or later (the
