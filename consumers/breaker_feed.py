@@ -173,8 +173,11 @@ class BreakerFeed:
             self.group, [self.topics.name(Topic.METRICS), self.topics.name(Topic.BREAKER)]
         )
         try:
-            if self.bounded and isinstance(consumer, Seekable):
-                await self._start(consumer, stop)
+            if isinstance(consumer, Seekable):
+                if self.bounded:
+                    await self._start(consumer, stop)
+                else:
+                    self._behind = await self._ends(consumer, Topic.METRICS, Topic.BREAKER)
             while not stop.is_set():
                 records = await poll_retrying(consumer, 500, int(self.tick_s * 1000), stop,
                                               log=_log, event="breaker_poll_failed")
@@ -240,6 +243,12 @@ class BreakerFeed:
         self._behind = {(metrics, p): spans[p].end - 1 for p, start in starts.items()
                         if spans[p].end > start}
         return starts
+
+    async def _ends(self, consumer: Seekable, *topics: Topic) -> dict[tuple[str, int], int]:
+        """The last offset of every non-empty partition of ``topics`` now."""
+        names = [self.topics.name(t) for t in topics]
+        return {(name, p): span.end - 1 for name in names
+                for p, span in (await consumer.spans(name)).items() if span.end > span.beginning}
 
     def _read_state(self, state: StartState, record: Record) -> None:
         try:
