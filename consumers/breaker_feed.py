@@ -280,8 +280,10 @@ class BreakerFeed:
                     to_state=str(transition.to_state),
                     reason=transition.reason,
                 )
-            if self.publish:
-                await self.transport.publish([self._message(t) for t in found])
+        messages = [self._message(t) for t in found] if self.publish else []
+        self._commands.clear()  # every command's transitions are in ``found``
+        if messages:
+            await self.transport.publish(messages)
         return found
 
     def apply(self, record: Record) -> list[Transition]:

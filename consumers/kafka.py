@@ -338,7 +338,7 @@ class KafkaConsumer:
         The end is the high watermark of a fetch at the listed end's last record, not the
         listed end alone: Tansu's ListOffsets can answer an end far below the last offset
         after large batches, while its fetch responses carry the true high watermark. The
-        consumer's positions are left where they were.
+        consumer's positions are left where they were; the partitions must not be paused.
         """
         consumer, tps = await self._partitions(topic)
         try:
