@@ -155,7 +155,8 @@ class BreakerFeed:
         self.caught_up = asyncio.Event()
         """Set once the feed has read everything that was on its topics when it started."""
         self.transitions: list[Transition] = []
-        """Every transition this feed computed, in order (for status, reports and tests)."""
+        """Every transition this feed computed, in order (for status, reports and tests); after
+        a bounded start, led by each scope's latest transition read from ``breaker``."""
         self.outcomes: Tally[tuple[str, str]] = Tally()
         """Metrics events seen, by (stage, outcome)."""
         self.read: Tally[str] = Tally()
@@ -227,6 +228,8 @@ class BreakerFeed:
             await consumer.commit(records)
         restore(self.board, state, self.clock)
         self._restored = {scope: latest.at for scope, latest in state.latest.items()}
+        self.transitions.extend(sorted((latest.transition for latest in state.latest.values()),
+                                       key=lambda t: t.at))
         await self._emit([t for command in state.pending for t in self._command(command)])
         await consumer.resume(metrics)
 

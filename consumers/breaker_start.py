@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from consumers.breaker import BreakerBoard, BreakerPolicy, BreakerState, Scope
+from consumers.breaker import (
+    BreakerBoard,
+    BreakerPolicy,
+    BreakerState,
+    Scope,
+    Transition,
+    WindowSnapshot,
+)
 from schemas.events import BREAKER_CONTROL_TYPE, BreakerControlData, BreakerData, CloudEvent
 
 __all__ = [
@@ -93,14 +100,32 @@ def scope_of(policy: BreakerPolicy, stage: str, vendor_id: str | None) -> Scope:
     return Scope(stage, vendor_id if policy.per_vendor else None)
 
 
+def _snapshot(window: Mapping[str, float]) -> WindowSnapshot:
+    return WindowSnapshot(
+        calls=int(window.get("calls", 0)),
+        failures=int(window.get("failures", 0)),
+        slow_calls=int(window.get("slow_calls", 0)),
+        failure_rate=window.get("failure_rate", -1.0),
+        slow_call_rate=window.get("slow_call_rate", -1.0),
+    )
+
+
 @dataclass(frozen=True)
 class Latest:
     """A scope's latest transition on the ``breaker`` topic."""
 
-    to_state: BreakerState
-    """The state it entered."""
-    at: float
-    """When (epoch seconds, the transition event's time)."""
+    transition: Transition
+    """The transition as its event tells it (``at``: the event's time, epoch seconds)."""
+
+    @property
+    def to_state(self) -> BreakerState:
+        """The state it entered."""
+        return self.transition.to_state
+
+    @property
+    def at(self) -> float:
+        """When it happened (epoch seconds)."""
+        return self.transition.at
 
 
 @dataclass
@@ -129,8 +154,12 @@ class StartState:
         policy = self.policies.get(event.data.stage)
         if policy is None or event.time is None:
             return
-        scope = scope_of(policy, event.data.stage, event.data.vendor_id)
-        self.latest[scope] = Latest(BreakerState(event.data.to_state), event.time.timestamp())
+        data = event.data
+        scope = scope_of(policy, data.stage, data.vendor_id)
+        self.latest[scope] = Latest(Transition(
+            scope, BreakerState(data.from_state), BreakerState(data.to_state),
+            event.time.timestamp(), data.reason, _snapshot(data.window),
+        ))
         self.pending = [c for c in self.pending if not _covers(scope, c.data)]
 
 
