@@ -14,8 +14,9 @@
   ``Settings.join_timeout_s()`` is abandoned (the consumer stopped) and raises
   ``TransportUnavailableError``; the runner backs off and the next poll joins as a new member.
 - **Seeking:** the consumer is :class:`~consumers.transport.Seekable` over the partitions it
-  holds (``end_offsets``, ``offsets_for_times``, ``seek``, ``pause``); a group of its own holds
-  every partition, which is how the breaker feed starts near the end of ``metrics``.
+  holds (``end_offsets`` checked by a fetch, a binary search by record timestamp, ``seek``,
+  ``pause``); a group of its own holds every partition, which is how the breaker feed starts
+  near the end of ``metrics``.
 - **Leaving:** ``close()`` leaves the group explicitly (aiokafka skips LeaveGroup for generation
   0, which Tansu uses for the first generation) so a replacement joins at once.
 """
@@ -380,17 +381,49 @@ class KafkaConsumer:
         return found
 
     async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
-        """Per assigned partition, the first offset whose timestamp is ``at`` or later (the
-        partition's end where there is none)."""
+        """Per assigned partition, the first offset whose record timestamp is ``at`` or later
+        (the partition's end where there is none).
+
+        A binary search over fetched records' timestamps (about log2(n) single-record fetches
+        per partition), not ListOffsets by time: Tansu answers that with the earliest offset
+        whatever the time. Positions are left where they were; partitions must not be paused.
+        """
         consumer, tps = await self._partitions(topic)
+        spans = await self.spans(topic)
+        target = int(at * 1000)
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        found: dict[int, int] = {}
         try:
-            found = await consumer.offsets_for_times({tp: int(at * 1000) for tp in tps})
-            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                span = spans[tp.partition]
+                low, high = span.beginning, span.end
+                while low < high:
+                    middle = (low + high) // 2
+                    stamp = await self._timestamp(consumer, tp, middle)
+                    if stamp is None or stamp >= target:
+                        high = middle
+                    else:
+                        low = middle + 1
+                found[tp.partition] = low
         except KafkaError as exc:
             raise TransportUnavailableError(f"cannot search {topic} by time: {exc!r}") from exc
-        return {
-            tp.partition: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps
-        }
+        finally:
+            for tp, position in positions.items():
+                consumer.seek(tp, position)
+        return found
+
+    @staticmethod
+    async def _timestamp(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
+                         timeout_s: float = 10.0) -> int | None:
+        """The timestamp (ms) of the first record at ``offset`` or after; ``None`` if none."""
+        consumer.seek(tp, offset)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            got = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            if got.get(tp):
+                return int(got[tp][0].timestamp)
+        return None
 
     async def seek(self, topic: str, offsets: Mapping[int, int]) -> None:
         """Fetch each given partition of ``topic`` from its offset next."""

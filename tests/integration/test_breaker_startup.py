@@ -5,7 +5,10 @@ the same state as a replica that replays the whole topic.
 Two stages share the topic: ``inpaint`` opened a week ago and stays OPEN (its transition is on
 the ``breaker`` topic, published by the replica that replayed everything), ``upscale`` ends
 CLOSED with 4 failures among its last 10 outcomes. The events are produced in large batches
-straight to the topic, with record and event times spread over the past week.
+straight to the topic, with record and event times spread over the past week (about 3 s for
+200,000 on 2 cores). A third stage, ``text``, has a time window: its ``RECENT`` outcomes of the
+last 30 s sit in another partition, where the time bound, not the count bound, decides where
+the replica starts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -37,7 +41,10 @@ POLICIES = {
                              wait_in_open_s=1e7),
     "upscale": BreakerPolicy(window="count", window_size=10, minimum_calls=5,
                              wait_in_open_s=1e7),
+    "text": BreakerPolicy(window="time", window_size=600, minimum_calls=5, wait_in_open_s=30.0),
 }
+RECENT = 100
+"""``text`` outcomes in the last 30 s, 3 in 10 of them failed: more than the count bound."""
 _log = get_logger("test")
 READY_S = 10.0
 """The bounded replica's budget from start to caught up (joining the group included)."""
@@ -66,8 +73,16 @@ def outcomes() -> list[tuple[str, str]]:
             for pair in (("inpaint", inpaint[i]), ("upscale", upscale[i]))]
 
 
+def recent() -> list[tuple[str, str, float]]:
+    """(stage, outcome, time) of the ``text`` outcomes of the last 30 s."""
+    now = time.time()
+    return [("text", "fail" if i % 10 >= 7 else "pass", now - 30.0 + i * 0.25)
+            for i in range(RECENT)]
+
+
 async def produce_history(settings: Settings, topic: str) -> float:
-    """Write :func:`outcomes` to partition 0 of ``topic``; the seconds it took."""
+    """Write :func:`outcomes` to partition 0 of ``topic`` and :func:`recent` to partition 1 (as
+    keys hash stages to partitions); the seconds it took."""
     began = time.perf_counter()
     start = time.time() - WEEK_S
     step = WEEK_S / EVENTS / 2
@@ -76,20 +91,26 @@ async def produce_history(settings: Settings, topic: str) -> float:
                                 enable_idempotence=False)
     await producer.start()
     try:
-        batch = producer.create_batch()
-        sent = []
-        for i, (stage, outcome) in enumerate(outcomes()):
-            at = start + i * step
-            value = metrics_value(stage, outcome, at)
-            if batch.append(key=stage.encode(), value=value, timestamp=int(at * 1000)) is None:
-                sent.append(await producer.send_batch(batch, topic, partition=0))
-                batch = producer.create_batch()
-                batch.append(key=stage.encode(), value=value, timestamp=int(at * 1000))
-        sent.append(await producer.send_batch(batch, topic, partition=0))
+        old = [(stage, outcome, start + i * step) for i, (stage, outcome) in enumerate(outcomes())]
+        sent = [await producer.send_batch(batch, topic, partition=partition)
+                for partition, timeline in ((0, old), (1, recent()))
+                for batch in batches(producer, timeline)]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
     return time.perf_counter() - began
+
+
+def batches(producer: AIOKafkaProducer, timeline: list[tuple[str, str, float]]) -> list[Any]:
+    """``timeline`` as full record batches, each record stamped with its event time."""
+    out = [producer.create_batch()]
+    for stage, outcome, at in timeline:
+        record = {"key": stage.encode(), "value": metrics_value(stage, outcome, at),
+                  "timestamp": int(at * 1000)}
+        if out[-1].append(**record) is None:
+            out.append(producer.create_batch())
+            out[-1].append(**record)
+    return out
 
 
 async def ready_in(replica: BreakerFeed) -> float:
@@ -135,10 +156,12 @@ async def test_a_replica_is_ready_in_seconds_over_200k_old_events(dev_stack):
     _log.info("breaker_startup_measured", events=EVENTS, produce_s=round(produced_s, 1),
               full_replay_s=round(full_s, 1), bounded_start_s=round(bounded_s, 1),
               bounded_metrics_read=bounded.read[metrics])
-    assert full.read[metrics] == EVENTS
-    assert states(full) == {"inpaint": BreakerState.OPEN, "upscale": BreakerState.CLOSED}
+    assert full.read[metrics] == EVENTS + RECENT
+    assert states(full) == {"inpaint": BreakerState.OPEN, "upscale": BreakerState.CLOSED,
+                            "text": BreakerState.CLOSED}
     assert states(bounded) == states(full)
-    upscale = {s.stage: snap for s, _, snap in bounded.board.snapshots()}["upscale"]
-    assert (upscale.calls, upscale.failure_rate) == (10, 40.0)
-    assert bounded.read[metrics] <= (start_bound(POLICIES).count or 0)
+    windows = {s.stage: snap for s, _, snap in bounded.board.snapshots()}
+    assert (windows["upscale"].calls, windows["upscale"].failure_rate) == (10, 40.0)
+    assert (windows["text"].calls, windows["text"].failure_rate) == (RECENT, 30.0)
+    assert bounded.read[metrics] == (start_bound(POLICIES).count or 0) + RECENT
     assert bounded_s < READY_S
