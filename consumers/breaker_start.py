@@ -46,7 +46,9 @@ __all__ = [
 
 COUNT_MARGIN = 4
 """Records read per partition for each outcome of the largest count window: a partition also
-carries other stages' and other vendors' outcomes."""
+carries other stages' and other vendors' outcomes. A scope whose last outcomes lie further back
+than that, behind a busier stage or vendor of its partition, starts with a partly filled window
+(its state still comes from ``breaker``)."""
 MARGIN_S = 60.0
 """Seconds read before the longest time window and OPEN wait (clock skew between producers)."""
 
