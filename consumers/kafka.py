@@ -13,6 +13,10 @@
 - **Joining:** the first poll joins the group. A join still without an assignment after
   ``Settings.join_timeout_s()`` is abandoned (the consumer stopped) and raises
   ``TransportUnavailableError``; the runner backs off and the next poll joins as a new member.
+- **Seeking:** the consumer is :class:`~consumers.transport.Seekable` over the partitions it
+  holds (``end_offsets`` checked by a fetch, a binary search by record timestamp, ``seek``,
+  ``pause``); a group of its own holds every partition, which is how the breaker feed starts
+  near the end of ``metrics``.
 - **Leaving:** ``close()`` leaves the group explicitly (aiokafka skips LeaveGroup for generation
   0, which Tansu uses for the first generation) so a replacement joins at once.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -40,7 +44,7 @@ from prometheus_client import Counter
 from consumers.errors import TransportUnavailableError
 from consumers.logging import get_logger
 from consumers.settings import Settings
-from consumers.transport import Message, Record
+from consumers.transport import Message, PartitionSpan, Record
 
 __all__ = ["JOIN_TIMEOUTS", "KafkaConsumer", "KafkaTransport", "kafka_client_config"]
 
@@ -324,6 +328,119 @@ class KafkaConsumer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._keepalive
                 self._keepalive = None
+
+    async def _partitions(self, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+        consumer = await self._start()
+        return consumer, sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+
+    async def spans(self, topic: str) -> dict[int, PartitionSpan]:
+        """Each assigned partition of ``topic``: its beginning and end offsets.
+
+        The end is the high watermark of a fetch at the listed end's last record, not the
+        listed end alone: Tansu's ListOffsets can answer an end far below the last offset
+        after large batches, while its fetch responses carry the true high watermark. The
+        consumer's positions are left where they were; the partitions must not be paused.
+        """
+        consumer, tps = await self._partitions(topic)
+        try:
+            beginnings = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            probed = [tp for tp in tps if ends[tp] > beginnings[tp]]
+            highwater = await self._highwater(consumer, probed, ends)
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"cannot list offsets of {topic}: {exc!r}") from exc
+        return {
+            tp.partition: PartitionSpan(beginnings[tp], max(ends[tp], highwater.get(tp, 0)))
+            for tp in tps
+        }
+
+    async def _highwater(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+        ends: Mapping[TopicPartition, int], timeout_s: float = 10.0,
+    ) -> dict[TopicPartition, int]:
+        """The high watermark of one fetch per partition in ``tps`` (from its listed end's last
+        record); positions are restored afterwards."""
+        if not tps:
+            return {}
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        for tp in tps:
+            consumer.seek(tp, ends[tp] - 1)
+        found: dict[TopicPartition, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while len(found) < len(tps) and loop.time() < deadline:
+                await consumer.getmany(*tps, timeout_ms=500, max_records=1)
+                for tp in tps:
+                    mark = consumer.highwater(tp)
+                    if mark is not None:
+                        found[tp] = mark
+        finally:
+            for tp, position in positions.items():
+                consumer.seek(tp, position)
+        return found
+
+    async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
+        """Per assigned partition, the first offset whose record timestamp is ``at`` or later
+        (the partition's end where there is none).
+
+        A binary search over fetched records' timestamps (about log2(n) single-record fetches
+        per partition), not ListOffsets by time: Tansu answers that with the earliest offset
+        whatever the time. Positions are left where they were; partitions must not be paused.
+        """
+        consumer, tps = await self._partitions(topic)
+        spans = await self.spans(topic)
+        target = int(at * 1000)
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        found: dict[int, int] = {}
+        try:
+            for tp in tps:
+                span = spans[tp.partition]
+                low, high = span.beginning, span.end
+                while low < high:
+                    middle = (low + high) // 2
+                    stamp = await self._timestamp(consumer, tp, middle)
+                    if stamp is None or stamp >= target:
+                        high = middle
+                    else:
+                        low = middle + 1
+                found[tp.partition] = low
+        except KafkaError as exc:
+            raise TransportUnavailableError(f"cannot search {topic} by time: {exc!r}") from exc
+        finally:
+            for tp, position in positions.items():
+                consumer.seek(tp, position)
+        return found
+
+    @staticmethod
+    async def _timestamp(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
+                         timeout_s: float = 10.0) -> int | None:
+        """The timestamp (ms) of the first record at ``offset`` or after; ``None`` if none."""
+        consumer.seek(tp, offset)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            got = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            if got.get(tp):
+                return int(got[tp][0].timestamp)
+        return None
+
+    async def seek(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Fetch each given partition of ``topic`` from its offset next."""
+        consumer, tps = await self._partitions(topic)
+        for tp in tps:
+            if tp.partition in offsets:
+                consumer.seek(tp, offsets[tp.partition])
+
+    async def pause(self, topic: str) -> None:
+        """Fetch nothing from ``topic`` until :meth:`resume`."""
+        consumer, tps = await self._partitions(topic)
+        consumer.pause(*tps)
+
+    async def resume(self, topic: str) -> None:
+        """Fetch from ``topic`` again."""
+        consumer, tps = await self._partitions(topic)
+        consumer.resume(*tps)
 
     async def close(self) -> None:
         """Leave the group explicitly, then stop."""

@@ -3,17 +3,33 @@
 The Kafka transport implements the same protocols, so stage code never forks by mode. The
 in-memory transport keeps one partition per topic, per-group committed offsets and an
 ``asyncio.Condition`` that wakes pollers, which is all the runner needs in embedded mode.
+
+Consumers of both transports are also :class:`Seekable`: they report each partition's offsets,
+find the first offset at or after a time, seek and pause by topic. The breaker feed uses this to
+start near the end of ``metrics`` instead of replaying it whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["Consumer", "MemoryTransport", "Message", "Record", "Transport", "poll_or_stop"]
+__all__ = [
+    "Consumer",
+    "MemoryConsumer",
+    "MemoryTransport",
+    "Message",
+    "PartitionSpan",
+    "Record",
+    "Seekable",
+    "Transport",
+    "poll_or_stop",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,42 @@ class Consumer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PartitionSpan:
+    """The offsets one partition holds now."""
+
+    beginning: int
+    """The oldest offset still on the partition."""
+    end: int
+    """The offset the next record will get (``beginning`` when the partition is empty)."""
+
+
+@runtime_checkable
+class Seekable(Consumer, Protocol):
+    """A consumer that can be positioned by hand, per topic (it must hold all its partitions)."""
+
+    async def spans(self, topic: str) -> dict[int, PartitionSpan]:
+        """Each partition of ``topic`` and the offsets it holds now."""
+        ...
+
+    async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
+        """Per partition, the first offset whose record time is ``at`` (epoch seconds) or later;
+        the partition's end where there is none."""
+        ...
+
+    async def seek(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Read each partition of ``topic`` from the offset given next."""
+        ...
+
+    async def pause(self, topic: str) -> None:
+        """Stop returning records of ``topic`` until :meth:`resume`."""
+        ...
+
+    async def resume(self, topic: str) -> None:
+        """Return records of ``topic`` again."""
+        ...
+
+
 async def poll_or_stop(
     consumer: Consumer, max_records: int, timeout_ms: int, stop: asyncio.Event
 ) -> list[Record] | None:
@@ -111,12 +163,19 @@ class Transport(Protocol):
 @dataclass
 class _Log:
     records: list[Record] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """Each record's append time (the broker's log-append time), in epoch seconds."""
 
 
 class MemoryTransport:
-    """An in-process broker: one partition per topic, committed offsets per group."""
+    """An in-process broker: one partition per topic, committed offsets per group.
 
-    def __init__(self) -> None:
+    ``clock`` stamps each record's append time (epoch seconds), which
+    :meth:`MemoryConsumer.offsets_for_time` searches.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._logs: dict[str, _Log] = {}
         self._committed: dict[tuple[str, str], int] = {}
         self._changed = asyncio.Condition()
@@ -132,8 +191,10 @@ class MemoryTransport:
     async def publish(self, messages: Sequence[Message]) -> None:
         """Append every message; acknowledged when this returns."""
         async with self._changed:
+            now = self._clock()
             for message in messages:
                 log = self._logs.setdefault(message.topic, _Log())
+                log.times.append(now)
                 log.records.append(
                     Record(
                         topic=message.topic,
@@ -157,10 +218,15 @@ class MemoryTransport:
         key = (group, topic)
         self._committed[key] = max(self._committed.get(key, 0), offset)
 
-    def _available(self, positions: dict[str, int]) -> bool:
+    def _available(self, positions: dict[str, int], paused: set[str]) -> bool:
         return any(
-            len(self._logs.get(topic, _Log()).records) > pos for topic, pos in positions.items()
+            len(self._logs.get(topic, _Log()).records) > pos
+            for topic, pos in positions.items()
+            if topic not in paused
         )
+
+    def _log(self, topic: str) -> _Log:
+        return self._logs.get(topic, _Log())
 
 
 class MemoryConsumer:
@@ -170,6 +236,7 @@ class MemoryConsumer:
         self._transport = transport
         self._group = group
         self._positions = {t: transport.committed(group, t) for t in topics}
+        self._paused: set[str] = set()
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
         """Round-robin across topics, up to ``max_records``; waits up to ``timeout_ms`` for the
@@ -184,7 +251,7 @@ class MemoryConsumer:
             if len(batch) >= max_records or remaining <= 0:
                 return batch
             async with changed:
-                if not self._transport._available(self._positions):
+                if not self._transport._available(self._positions, self._paused):
                     try:
                         await asyncio.wait_for(changed.wait(), timeout=remaining)
                     except TimeoutError:
@@ -196,6 +263,8 @@ class MemoryConsumer:
         while len(taken) < limit and progressed:
             progressed = False
             for topic, pos in self._positions.items():
+                if topic in self._paused:
+                    continue
                 records = self._transport._logs.get(topic, _Log()).records
                 if pos < len(records) and len(taken) < limit:
                     taken.append(records[pos])
@@ -207,6 +276,29 @@ class MemoryConsumer:
         """Commit past each record's offset."""
         for record in records:
             self._transport._commit(self._group, record.topic, record.offset + 1)
+
+    async def spans(self, topic: str) -> dict[int, PartitionSpan]:
+        """The one partition of ``topic``: from offset 0 to its length."""
+        return {0: PartitionSpan(0, len(self._transport._log(topic).records))}
+
+    async def offsets_for_time(self, topic: str, at: float) -> dict[int, int]:
+        """The first record appended at ``at`` or later (append times never decrease)."""
+        return {0: bisect.bisect_left(self._transport._log(topic).times, at)}
+
+    async def seek(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Read ``topic`` from ``offsets[0]`` next."""
+        if 0 in offsets:
+            self._positions[topic] = offsets[0]
+
+    async def pause(self, topic: str) -> None:
+        """Skip ``topic`` in polls until resumed."""
+        self._paused.add(topic)
+
+    async def resume(self, topic: str) -> None:
+        """Poll ``topic`` again (and wake a poll waiting for records)."""
+        self._paused.discard(topic)
+        async with self._transport._changed:
+            self._transport._changed.notify_all()
 
     async def close(self) -> None:
         """Nothing to release; uncommitted records are redelivered to the next consumer."""

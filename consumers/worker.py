@@ -72,8 +72,9 @@ async def run_worker(
     transport = KafkaTransport(settings, client_id=f"pixelgate-{'-'.join(names)}")
     store = S3Store(settings)
     topics = TopicNames(settings.topic_prefix)
-    # Every worker runs the circuit breaker's feed: it rebuilds the breakers' state from the
-    # metrics topic (all of it, in its own consumer group) before the stages start editing.
+    # Every worker runs the circuit breaker's feed: before the stages start editing, it restores
+    # the breakers from the `breaker` topic's latest transitions and reads the windows' end of
+    # `metrics` (consumers/breaker_start.py), in its own consumer group.
     guarded = [n for n in names if n in settings.breakers]
     feed = BreakerFeed({n: settings.breakers[n] for n in guarded}, transport=transport,
                        topics=topics,
