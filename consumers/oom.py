@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import gc
 import resource
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import torch
 
+from consumers.derived import derived_event
 from schemas.events import (
     CloudEvent,
     ItemContext,
@@ -34,7 +33,6 @@ from schemas.events import (
     ReviewData,
     Topic,
     Trail,
-    event_type,
 )
 from schemas.reasons import ReasonCode
 
@@ -57,7 +55,6 @@ _OOM_MESSAGES = (
     "bad allocation",  # std::bad_alloc surfaced through pybind11 (onnxruntime, OpenCV)
     "std::bad_alloc",
 )
-_NAMESPACE = uuid.UUID("0c6d1f5e-8a2b-4d7e-b3f9-1e4a5c7d9b20")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -174,17 +171,6 @@ def exhausted_events(
     metrics = MetricsData(stage=stage, vendor_id=context.vendor_id, outcome="error",
                           latency_ms=0.0, batch_size=1, trial=trial)
     return (
-        (Topic.REVIEW, _derived(event, stage, Topic.REVIEW, review)),
-        (Topic.METRICS, _derived(event, stage, Topic.METRICS, metrics)),
-    )
-
-
-def _derived(source: CloudEvent[Any], stage: str, topic: Topic, data: Any) -> CloudEvent[Any]:
-    return CloudEvent[Any](
-        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{stage}/{topic.value}")),
-        source=f"pixelgate/{stage}",
-        type=event_type(topic),
-        subject=source.subject,
-        time=datetime.now(UTC),
-        data=data,
+        (Topic.REVIEW, derived_event(event, stage, Topic.REVIEW, review)),
+        (Topic.METRICS, derived_event(event, stage, Topic.METRICS, metrics)),
     )

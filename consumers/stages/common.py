@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from consumers.breaker import BreakerBoard, BreakerState, Permit
+from consumers.derived import derived_event
 from consumers.errors import BreakerOpenError, PoisonRecordError
 from consumers.runner import DEFERRED, Loaded, Output
 from schemas.events import (
@@ -24,7 +23,6 @@ from schemas.events import (
     ReviewData,
     Topic,
     Trail,
-    event_type,
 )
 from schemas.reasons import ReasonCode
 
@@ -38,7 +36,6 @@ __all__ = [
     "TrialPermits",
     "admit",
     "deferred",
-    "derived_event",
     "edit_trail",
     "gated_output",
     "held_for_review",
@@ -50,23 +47,6 @@ __all__ = [
 
 PNG = "image/png"
 """Content type of every object the stages write."""
-
-_NAMESPACE = uuid.UUID("6f1d3c2e-5a4b-4f0e-9c8d-7b6a5f4e3d2c")
-
-
-def derived_event(
-    source: CloudEvent[Any], stage: str, topic: Topic, data: BaseModel
-) -> CloudEvent[Any]:
-    """A derived event: same subject (image id), deterministic id, typed data."""
-    return CloudEvent[Any](
-        id=str(uuid.uuid5(_NAMESPACE, f"{source.subject}/{stage}/{topic.value}")),
-        source=f"pixelgate/{stage}",
-        type=event_type(topic),
-        subject=source.subject,
-        time=datetime.now(UTC),
-        data=data,
-    )
-
 
 def parse_event(model: type[BaseModel], value: bytes) -> CloudEvent[Any]:
     """A record's event with ``data`` of type ``model``; PoisonRecordError if it does not match."""

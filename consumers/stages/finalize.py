@@ -12,12 +12,12 @@ import numpy as np
 from pydantic import BaseModel
 
 from consumers.codec import decode_image, encode_png
+from consumers.derived import derived_event
 from consumers.keys import FINAL, ObjectKeys
 from consumers.runner import Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
-    derived_event,
     metrics_event,
     parse_event,
     share_ms,

@@ -9,11 +9,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from consumers.codec import encode_mask, encode_png
+from consumers.derived import derived_event
 from consumers.errors import PoisonRecordError
 from consumers.keys import ALPHA, PREFLIGHT_IMAGE, ObjectKeys
 from consumers.runner import Loaded, Output
 from consumers.settings import Settings
-from consumers.stages.common import PNG, derived_event, metrics_event, share_ms
+from consumers.stages.common import PNG, metrics_event, share_ms
 from consumers.store import Store
 from processors.preflight import Preflight, PreflightPolicy, PreflightResult
 from schemas.events import (

@@ -13,12 +13,12 @@ from typing import Any
 
 from consumers.codec import decode_image, encode_mask
 from consumers.configs import text_config
+from consumers.derived import derived_event
 from consumers.keys import TEXT_MASK, ObjectKeys
 from consumers.runner import BATCH_PIXELS, Loaded, Output
 from consumers.settings import Settings
 from consumers.stages.common import (
     PNG,
-    derived_event,
     metrics_event,
     parse_event,
     share_ms,
